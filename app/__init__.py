@@ -1,0 +1,1 @@
+"""xmodal service: the FastAPI app, batching, hot-swap registry, web page and the `xmodal` CLI."""
