@@ -1,0 +1,370 @@
+// xmodal search page: a plain-JS client of the public /v1 API (no build step, no network beyond
+// this server). It doubles as an example client: every call goes through api() below.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+
+const els = {
+  textForm: $("#text-form"),
+  query: $("#query"),
+  indexSelect: $("#index-select"),
+  kSelect: $("#k-select"),
+  dropZone: $("#drop-zone"),
+  imageInput: $("#image-input"),
+  imagePanel: $("#image-panel"),
+  imagePreview: $("#image-preview"),
+  imageCaption: $("#image-caption"),
+  vqaForm: $("#vqa-form"),
+  question: $("#question"),
+  answers: $("#vqa-answers"),
+  clearImage: $("#clear-image"),
+  status: $("#status"),
+  error: $("#error"),
+  grid: $("#grid"),
+  activeModel: $("#active-model"),
+  activeIndex: $("#active-index"),
+  hitTemplate: $("#hit-template"),
+};
+
+// What the results grid currently shows, so that changing a filter re-runs it.
+let lastSearch = null; // {kind: "text", query} | {kind: "image"}
+let currentImage = null; // the uploaded File
+let searchSeq = 0; // drops responses of searches that a newer one superseded
+
+class ApiError extends Error {}
+
+/** The API's error message: `detail` is a string, or FastAPI's list of {loc, msg} for validation. */
+function describeError(status, body) {
+  const detail = body && body.detail;
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) {
+    return detail
+      .map((d) => {
+        const field = Array.isArray(d.loc) ? d.loc.filter((p) => p !== "body").join(".") : "";
+        return field ? `${field}: ${d.msg}` : d.msg;
+      })
+      .join("; ");
+  }
+  return `request failed (HTTP ${status})`;
+}
+
+/** Calls an API path relative to the page (so a reverse-proxy prefix still works); returns JSON. */
+async function api(path, { json, form, method } = {}) {
+  const init = { method: method || (json || form ? "POST" : "GET"), headers: { Accept: "application/json" } };
+  if (json) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(json);
+  } else if (form) {
+    init.body = form; // the browser sets the multipart boundary
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (e) {
+    throw new ApiError("cannot reach the xmodal service; is it running?");
+  }
+  let body = null;
+  try {
+    body = await res.json();
+  } catch (e) {
+    body = null;
+  }
+  if (!res.ok) throw new ApiError(describeError(res.status, body));
+  if (body === null) throw new ApiError(`unexpected non-JSON answer from ${path}`);
+  return body;
+}
+
+function setStatus(text) {
+  els.status.textContent = text;
+}
+
+function showError(message) {
+  els.error.textContent = message;
+  els.error.hidden = !message;
+}
+
+function selectedMedia() {
+  const checked = document.querySelector('input[name="media"]:checked');
+  return checked && checked.value ? checked.value : null;
+}
+
+function searchOptions() {
+  return { k: Number(els.kSelect.value), index: els.indexSelect.value || null, media: selectedMedia() };
+}
+
+// ---- active model and indexes --------------------------------------------------------------
+
+async function loadInfo() {
+  const [models, indexes] = await Promise.allSettled([api("v1/models"), api("v1/indexes")]);
+  if (models.status === "fulfilled") {
+    const a = models.value.active || {};
+    els.activeModel.textContent = a.id || a.name || "unknown";
+    if (a.fingerprint) els.activeModel.title = `fingerprint ${a.fingerprint}`;
+  } else {
+    els.activeModel.textContent = "unavailable";
+  }
+  els.indexSelect.replaceChildren();
+  if (indexes.status === "fulfilled") {
+    const { indexes: list = [], default: dflt } = indexes.value;
+    for (const ix of list) {
+      const opt = new Option(`${ix.name} (${ix.count} items)`, ix.name, false, ix.name === dflt);
+      opt.dataset.version = ix.version;
+      els.indexSelect.add(opt);
+    }
+    showActiveIndex();
+    if (!list.length) {
+      els.activeIndex.textContent = "none";
+      showError("No index is loaded: build one with `xmodal index build`, then reload this page.");
+    }
+  } else {
+    els.activeIndex.textContent = "unavailable";
+    showError(indexes.reason.message);
+  }
+}
+
+function showActiveIndex() {
+  const opt = els.indexSelect.selectedOptions[0];
+  if (!opt) return;
+  els.activeIndex.textContent = `${opt.value} v${opt.dataset.version}`;
+}
+
+// ---- results grid ---------------------------------------------------------------------------
+
+function formatTime(sec) {
+  const m = Math.floor(sec / 60);
+  const s = Math.floor(sec % 60);
+  return `${m}:${String(s).padStart(2, "0")}`;
+}
+
+function mediaElement(hit) {
+  const label = hit.caption || hit.id;
+  if (hit.media === "video") {
+    const video = document.createElement("video");
+    video.controls = true;
+    video.preload = "metadata";
+    video.muted = true;
+    video.playsInline = true;
+    video.poster = hit.thumbnail_url;
+    video.setAttribute("aria-label", `Video: ${label}`);
+    const start = hit.start || 0;
+    // The media fragment makes the browser start at the matched segment; currentTime covers
+    // browsers that ignore it once the user scrubs back.
+    video.src = start > 0 ? `${hit.url}#t=${start}` : hit.url;
+    video.addEventListener("loadedmetadata", () => {
+      if (start > 0 && video.currentTime < start) video.currentTime = start;
+    }, { once: true });
+    return video;
+  }
+  const link = document.createElement("a");
+  link.href = hit.url;
+  link.target = "_blank";
+  link.rel = "noopener";
+  link.setAttribute("aria-label", `Open image: ${label}`);
+  const img = document.createElement("img");
+  img.src = hit.thumbnail_url;
+  img.alt = label;
+  img.loading = "lazy";
+  img.decoding = "async";
+  link.append(img);
+  return link;
+}
+
+function renderHits(resp, emptyMessage) {
+  const frag = document.createDocumentFragment();
+  for (const hit of resp.hits) {
+    const card = els.hitTemplate.content.firstElementChild.cloneNode(true);
+    card.dataset.media = hit.media;
+    card.dataset.id = hit.id;
+    card.querySelector(".media-box").append(mediaElement(hit));
+    const caption = card.querySelector(".card-caption");
+    caption.textContent = hit.caption || hit.id;
+    caption.title = hit.id;
+    card.querySelector(".badge").textContent = hit.media;
+    card.querySelector(".score").textContent = `score ${hit.score.toFixed(3)}`;
+    if (hit.media === "video" && hit.start != null) {
+      const end = hit.end != null ? `\u2013${formatTime(hit.end)}` : "";
+      card.querySelector(".segment").textContent = `${formatTime(hit.start)}${end}`;
+    }
+    frag.append(card);
+  }
+  els.grid.replaceChildren(frag);
+  const n = resp.hits.length;
+  setStatus(
+    n
+      ? `${n} result${n === 1 ? "" : "s"} from ${resp.index} v${resp.version} in ${resp.took_ms.toFixed(0)} ms`
+      : emptyMessage,
+  );
+}
+
+async function runSearch(search) {
+  lastSearch = search;
+  const seq = ++searchSeq;
+  showError("");
+  setStatus("Searching\u2026");
+  els.grid.setAttribute("aria-busy", "true");
+  const opts = searchOptions();
+  const mediaWord = opts.media ? `${opts.media}s` : "results";
+  try {
+    let resp;
+    let empty;
+    if (search.kind === "text") {
+      resp = await api("v1/search/text", { json: { query: search.query, ...opts } });
+      empty = `No ${mediaWord} match \u201c${search.query}\u201d.`;
+    } else {
+      const form = new FormData();
+      form.append("image", currentImage);
+      form.append("k", String(opts.k));
+      if (opts.index) form.append("index", opts.index);
+      if (opts.media) form.append("media", opts.media);
+      resp = await api("v1/search/image", { form });
+      empty = `No similar ${mediaWord} found.`;
+    }
+    if (seq !== searchSeq) return;
+    renderHits(resp, empty);
+  } catch (e) {
+    if (seq !== searchSeq) return;
+    els.grid.replaceChildren();
+    setStatus("");
+    showError(e.message);
+  } finally {
+    if (seq === searchSeq) els.grid.removeAttribute("aria-busy");
+  }
+}
+
+// ---- image: similar items, caption, questions -----------------------------------------------
+
+function imageForm(extra = {}) {
+  const form = new FormData();
+  form.append("image", currentImage);
+  for (const [key, value] of Object.entries(extra)) form.append(key, value);
+  return form;
+}
+
+/** A generated caption, else one retrieved from the index's captions (models without a caption head). */
+async function captionImage(image) {
+  els.imageCaption.textContent = "Captioning\u2026";
+  els.imageCaption.classList.remove("muted");
+  let text;
+  try {
+    const resp = await api("v1/caption", { form: imageForm({ mode: "generate", k: "1" }) });
+    text = resp.captions.length ? resp.captions[0].text : "";
+  } catch (first) {
+    try {
+      const resp = await api("v1/caption", { form: imageForm({ mode: "retrieve", k: "1" }) });
+      text = resp.captions.length ? resp.captions[0].text : "";
+    } catch (second) {
+      if (image !== currentImage) return;
+      els.imageCaption.textContent = `No caption: ${first.message}`;
+      els.imageCaption.classList.add("muted");
+      return;
+    }
+  }
+  if (image !== currentImage) return;
+  els.imageCaption.textContent = text || "(no caption)";
+}
+
+function useImage(file) {
+  if (!file) return;
+  if (file.type && !file.type.startsWith("image/")) {
+    showError(`${file.name} is not an image (${file.type}); choose a PNG, JPEG, GIF or WebP file.`);
+    return;
+  }
+  currentImage = file;
+  if (els.imagePreview.src) URL.revokeObjectURL(els.imagePreview.src);
+  els.imagePreview.classList.remove("unreadable");
+  els.imagePreview.src = URL.createObjectURL(file);
+  els.imagePreview.alt = `Your image: ${file.name}`;
+  els.answers.replaceChildren();
+  els.imagePanel.hidden = false;
+  captionImage(file);
+  runSearch({ kind: "image" });
+}
+
+async function askQuestion(event) {
+  event.preventDefault();
+  const question = els.question.value.trim();
+  if (!question || !currentImage) return;
+  showError("");
+  setStatus("Thinking about your question\u2026");
+  els.answers.replaceChildren();
+  try {
+    const resp = await api("v1/vqa", { form: imageForm({ question, k: "3" }) });
+    for (const a of resp.answers) {
+      const li = document.createElement("li");
+      const bar = document.createElement("span");
+      bar.className = "bar";
+      bar.style.setProperty("--p", String(a.probability));
+      const text = document.createElement("span");
+      text.className = "answer";
+      text.textContent = a.answer;
+      const prob = document.createElement("span");
+      prob.className = "prob";
+      prob.textContent = `${(a.probability * 100).toFixed(1)}%`;
+      li.append(bar, text, prob);
+      els.answers.append(li);
+    }
+    const best = resp.answers[0];
+    setStatus(best ? `Answer: ${best.answer}` : "The model gave no answer.");
+  } catch (e) {
+    setStatus("");
+    showError(e.message);
+  }
+}
+
+function clearImage() {
+  currentImage = null;
+  if (els.imagePreview.src) URL.revokeObjectURL(els.imagePreview.src);
+  els.imagePreview.removeAttribute("src");
+  els.imageInput.value = "";
+  els.imagePanel.hidden = true;
+  els.grid.replaceChildren();
+  lastSearch = null;
+  setStatus("");
+  els.query.focus();
+}
+
+// ---- wiring ---------------------------------------------------------------------------------
+
+els.textForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const query = els.query.value.trim();
+  if (!query) {
+    showError("Type something to search for.");
+    return;
+  }
+  runSearch({ kind: "text", query });
+});
+
+for (const control of [...document.querySelectorAll('input[name="media"]'), els.kSelect, els.indexSelect]) {
+  control.addEventListener("change", () => {
+    if (control === els.indexSelect) showActiveIndex();
+    if (lastSearch) runSearch(lastSearch);
+  });
+}
+
+els.imageInput.addEventListener("change", () => useImage(els.imageInput.files[0]));
+els.vqaForm.addEventListener("submit", askQuestion);
+els.clearImage.addEventListener("click", clearImage);
+// The browser cannot draw a broken file either; the service's error message says why.
+els.imagePreview.addEventListener("error", () => {
+  if (els.imagePreview.getAttribute("src")) els.imagePreview.classList.add("unreadable");
+});
+
+for (const type of ["dragenter", "dragover"]) {
+  els.dropZone.addEventListener(type, (event) => {
+    event.preventDefault();
+    els.dropZone.classList.add("dragging");
+  });
+}
+for (const type of ["dragleave", "drop"]) {
+  els.dropZone.addEventListener(type, () => els.dropZone.classList.remove("dragging"));
+}
+els.dropZone.addEventListener("drop", (event) => {
+  event.preventDefault();
+  useImage(event.dataTransfer.files[0]);
+});
+// A file dropped anywhere else would navigate away from the page.
+window.addEventListener("dragover", (event) => event.preventDefault());
+window.addEventListener("drop", (event) => event.preventDefault());
+
+loadInfo();
