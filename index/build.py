@@ -1,0 +1,88 @@
+"""FAISS indexes from factory strings: `auto` picks by corpus size; GPUs are used when faiss sees them.
+
+Vectors are L2-normalised, so inner product (METRIC_INNER_PRODUCT) is cosine similarity.
+    build_faiss(vectors (N, D) float32, "auto" | "Flat" | "HNSW32" | "IVF1024,PQ64" ...)
+        -> (cpu index, params, factory actually used)
+`params` is a faiss ParameterSpace string ("nprobe=32,k_factor_rf=4"), stored in manifest.json and
+applied when the index is opened.
+"""
+
+import math
+
+import numpy as np
+from tqdm import tqdm
+
+from training.errors import XModalError
+
+# Below this many vectors exact search is fast enough (100k x 512 IP: a few ms per query) and exact.
+AUTO_FLAT_MAX = 200_000
+ADD_BLOCK = 65_536  # vectors added per call, so progress shows and GPU memory stays bounded
+
+
+def auto_factory(n: int, dim: int) -> tuple[str, str]:
+    """Flat when small; IVF-PQ with an exact re-ranking step (RFlat) when large.
+
+    nlist ~ 4 sqrt(N) (power of two), PQ at dim/8 bytes per vector (must divide dim), and the top
+    k * k_factor_rf PQ candidates re-scored with the stored full vectors, which is what keeps
+    recall@10 near exact (see BENCHMARKS.md)."""
+    if n <= AUTO_FLAT_MAX:
+        return "Flat", ""
+    nlist = 2 ** round(math.log2(4 * math.sqrt(n)))
+    m = next(m for m in (dim // 8, dim // 4, dim // 2, dim) if m and dim % m == 0)
+    return f"IVF{nlist},PQ{m},RFlat", "nprobe=64,k_factor_rf=8"
+
+
+def default_params(factory: str) -> str:
+    """Search-time parameters for a user-given factory string."""
+    params = []
+    if "IVF" in factory:
+        params.append("nprobe=32")
+    if "HNSW" in factory:
+        params.append("efSearch=128")
+    if "RFlat" in factory or "Refine" in factory:
+        params.append("k_factor_rf=8")
+    return ",".join(params)
+
+
+def _num_gpus() -> int:
+    import faiss
+
+    return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+
+
+def build_faiss(vectors: np.ndarray, factory: str = "auto", seed: int = 0, progress: bool = True):
+    """Trains (on a sample of at most 64 points per centroid) and fills an index; returns a CPU index,
+    its search parameter string and the resolved factory. A bad factory string raises XModalError."""
+    import faiss
+
+    n, dim = vectors.shape
+    if factory == "auto":
+        factory, params = auto_factory(n, dim)
+    else:
+        params = default_params(factory)
+    try:
+        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as e:
+        msg = str(e).strip().splitlines()[-1]
+        raise XModalError(f"bad FAISS factory string {factory!r}: {msg}") from None
+    target = index
+    if _num_gpus() > 0:
+        try:  # HNSW and refine wrappers have no GPU version: those stay on CPU
+            target = faiss.index_cpu_to_all_gpus(index)
+        except RuntimeError:
+            target = index
+    if not index.is_trained:
+        nlist = getattr(faiss.try_extract_index_ivf(index), "nlist", 256) if "IVF" in factory else 256
+        need = max(nlist, 256)
+        if n < need:
+            raise XModalError(f"factory {factory!r} needs at least {need} vectors to train; corpus has {n}")
+        rng = np.random.default_rng(seed)
+        sample = vectors[np.sort(rng.choice(n, min(n, 64 * nlist), replace=False))]
+        target.train(np.ascontiguousarray(sample, dtype=np.float32))
+    for i in tqdm(
+        range(0, n, ADD_BLOCK), desc="faiss add", unit="block", disable=not progress or n <= ADD_BLOCK
+    ):
+        target.add(np.ascontiguousarray(vectors[i : i + ADD_BLOCK], dtype=np.float32))
+    if target is not index:
+        index = faiss.index_gpu_to_cpu(target)  # the saved copy is always a CPU index
+    return index, params, factory

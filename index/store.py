@@ -1,0 +1,145 @@
+"""The SQLite metadata store beside each FAISS index: one row per vector, keyed by its FAISS id.
+
+An image is one row; a video is one row for the whole video (start/end NULL) plus one row per
+segment (start/end in seconds), all sharing the item's `item_id`. Rows are written once, when a
+version is built, and opened read-only (immutable) afterwards.
+"""
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from training.errors import XModalError
+
+SCHEMA = """
+CREATE TABLE items (
+    key INTEGER PRIMARY KEY,  -- FAISS id in this version: the row's position in vectors.npy
+    item_id TEXT NOT NULL,
+    media TEXT NOT NULL,      -- "image" | "video"
+    path TEXT NOT NULL,       -- absolute media path
+    captions TEXT NOT NULL,   -- JSON list of strings
+    start REAL,               -- segment start, seconds (NULL for an image or a whole video)
+    end REAL,
+    meta TEXT NOT NULL        -- JSON object of user metadata
+);
+CREATE INDEX items_item_id ON items (item_id);
+CREATE INDEX items_media ON items (media);
+"""
+# SQLite's default limit on bound parameters is 32766; stay well below it.
+_CHUNK = 900
+
+
+@dataclass
+class Row:
+    """One vector's metadata; `key` is assigned by position when a version is written."""
+
+    item_id: str
+    media: str
+    path: str
+    captions: list[str] = field(default_factory=list)
+    start: float | None = None
+    end: float | None = None
+    meta: dict = field(default_factory=dict)
+    key: int = -1
+
+
+def write_store(path: Path, rows: Iterable[Row]) -> int:
+    """Writes a fresh meta.sqlite; row i gets key i (the FAISS id of vector i)."""
+    con = sqlite3.connect(path)
+    try:
+        con.executescript(SCHEMA)
+        n = 0
+        with con:
+            for n, r in enumerate(rows, 1):
+                con.execute(
+                    "INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        n - 1,
+                        r.item_id,
+                        r.media,
+                        r.path,
+                        json.dumps(r.captions),
+                        r.start,
+                        r.end,
+                        json.dumps(r.meta),
+                    ),
+                )
+    finally:
+        con.close()
+    return n
+
+
+def _row(rec: tuple) -> Row:
+    key, item_id, media, path, captions, start, end, meta = rec
+    return Row(item_id, media, path, json.loads(captions), start, end, json.loads(meta), key)
+
+
+class MetaStore:
+    """Read-only access to a version's meta.sqlite, one connection per thread (sqlite3 objects are
+    not shareable across threads; the service searches from worker threads)."""
+
+    def __init__(self, path: Path):
+        if not path.is_file():
+            raise XModalError(f"{path}: metadata store missing")
+        self.path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            # immutable=1: the file never changes once published, so SQLite skips locking entirely.
+            con = sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+            self._local.con = con
+            with self._lock:
+                self._all.append(con)
+        return con
+
+    def rows(self, keys: Sequence[int]) -> dict[int, Row]:
+        """Rows by FAISS key; unknown keys are absent from the result."""
+        out: dict[int, Row] = {}
+        keys = [int(k) for k in keys]
+        for i in range(0, len(keys), _CHUNK):
+            part = keys[i : i + _CHUNK]
+            q = f"SELECT * FROM items WHERE key IN ({','.join('?' * len(part))})"
+            for rec in self._con().execute(q, part):
+                out[rec[0]] = _row(rec)
+        return out
+
+    def all_rows(self) -> list[Row]:
+        return [_row(rec) for rec in self._con().execute("SELECT * FROM items ORDER BY key")]
+
+    def item(self, item_id: str) -> list[Row]:
+        """All rows of one item: the whole-item row first, then segments by start time."""
+        q = "SELECT * FROM items WHERE item_id = ? ORDER BY start IS NOT NULL, start"
+        return [_row(rec) for rec in self._con().execute(q, (item_id,))]
+
+    def keys_matching(self, media: str | None = None, where: dict | None = None) -> np.ndarray:
+        """Sorted int64 keys whose media equals `media` and whose meta fields equal `where`'s values."""
+        clauses, params = [], []
+        if media is not None:
+            clauses.append("media = ?")
+            params.append(media)
+        for name, value in (where or {}).items():
+            # Both sides through json_extract, so 1 == 1.0 == true (as in Python) but 1 != "1".
+            clauses.append("json_extract(meta, ?) = json_extract(?, '$')")
+            params += [f'$."{name}"', json.dumps(value)]
+        q = "SELECT key FROM items" + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY key"
+        return np.fromiter((k for (k,) in self._con().execute(q, params)), dtype=np.int64)
+
+    def captions(self) -> list[str]:
+        q = "SELECT DISTINCT c.value FROM items, json_each(items.captions) AS c ORDER BY c.value"
+        return [c for (c,) in self._con().execute(q)]
+
+    def close(self) -> None:
+        with self._lock:
+            for con in self._all:
+                con.close()
+            self._all.clear()
+        self._local = threading.local()

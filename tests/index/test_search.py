@@ -1,0 +1,154 @@
+"""index.search against brute-force numpy: ranking, video dedupe, filters, versions, compatibility."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from index.publish import write_version
+from index.search import check_compatible, list_indexes, open_index
+from index.store import Row
+from training.errors import XModalError
+
+DIM = 16
+
+
+def _unit(x):
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _corpus(n_images=40, n_videos=6, segments=3, seed=0):
+    """Images i0.. and videos v0.. (a whole-video row + `segments` segment rows each)."""
+    rng = np.random.default_rng(seed)
+    rows, vecs = [], []
+    for i in range(n_images):
+        rows.append(
+            Row(f"i{i}", "image", f"/m/i{i}.png", [f"image {i}"], meta={"split": ["train", "test"][i % 2]})
+        )
+        vecs.append(rng.normal(size=DIM))
+    for v in range(n_videos):
+        rows.append(Row(f"v{v}", "video", f"/m/v{v}.mp4", [f"video {v}"], meta={"split": "test", "n": v}))
+        vecs.append(rng.normal(size=DIM))
+        for s in range(segments):
+            rows.append(
+                Row(
+                    f"v{v}",
+                    "video",
+                    f"/m/v{v}.mp4",
+                    [f"video {v}"],
+                    2.0 * s,
+                    2.0 * s + 2,
+                    {"split": "test", "n": v},
+                )
+            )
+            vecs.append(rng.normal(size=DIM))
+    return rows, _unit(np.stack(vecs))
+
+
+def _publish(name="t", factory="Flat", **kw):
+    rows, vecs = _corpus(**kw)
+    manifest = {"model_fingerprint": "fp1", "corpus": ["synthetic"], "max_rows_per_item": 4}
+    write_version(name, vecs, rows, manifest, factory=factory)
+    return rows, vecs
+
+
+def _reference(rows, vecs, q, k, keep=lambda r: True):
+    """Brute force: score every row, each item scored by its best row, best segment's times."""
+    scores = vecs @ q
+    best: dict[str, tuple[float, Row]] = {}
+    seg: dict[str, tuple[float, Row]] = {}
+    for r, s in zip(rows, scores, strict=True):
+        if not keep(r):
+            continue
+        if r.item_id not in best or s > best[r.item_id][0]:
+            best[r.item_id] = (s, r)
+        if r.start is not None and (r.item_id not in seg or s > seg[r.item_id][0]):
+            seg[r.item_id] = (s, r)
+    ranked = sorted(best.items(), key=lambda kv: -kv[1][0])[:k]
+    return [(item, s, seg[item][1].start if item in seg else None) for item, (s, _) in ranked]
+
+
+def test_search_matches_brute_force_with_one_hit_per_video():
+    rows, vecs = _publish()
+    idx = open_index("t")
+    queries = _unit(np.random.default_rng(1).normal(size=(8, DIM)))
+    for q, hits in zip(queries, idx.search(queries, k=10), strict=True):
+        ref = _reference(rows, vecs, q, 10)
+        assert [h.item_id for h in hits] == [r[0] for r in ref]
+        np.testing.assert_allclose([h.score for h in hits], [r[1] for r in ref], rtol=1e-5)
+        assert [h.start for h in hits] == [r[2] for r in ref]
+        assert len({h.item_id for h in hits}) == len(hits)
+        assert all(h.media == "video" and h.end == h.start + 2 for h in hits if h.start is not None)
+
+
+def test_filters_apply_before_k():
+    rows, vecs = _publish()
+    idx = open_index("t")
+    q = _unit(np.random.default_rng(2).normal(size=(3, DIM)))
+    cases = [
+        ({"media": "video"}, lambda r: r.media == "video"),
+        ({"where": {"split": "train"}}, lambda r: r.meta["split"] == "train"),
+        ({"media": "video", "where": {"n": 3}}, lambda r: r.media == "video" and r.meta.get("n") == 3),
+    ]
+    for kwargs, keep in cases:
+        for qi, hits in zip(q, idx.search(q, k=5, **kwargs), strict=True):
+            assert [h.item_id for h in hits] == [r[0] for r in _reference(rows, vecs, qi, 5, keep)]
+    assert idx.search(q, k=5, where={"split": "nope"}) == [[], [], []]
+
+
+def test_filter_by_overfetching_the_ann_index(monkeypatch):
+    import index.search as search
+
+    monkeypatch.setattr(search, "EXACT_FILTER_MAX", 0)  # force the FAISS over-fetch path
+    rows, vecs = _publish()
+    idx = open_index("t")
+    q = _unit(np.random.default_rng(3).normal(size=(4, DIM)))
+    for qi, hits in zip(q, idx.search(q, k=4, media="video"), strict=True):
+        assert [h.item_id for h in hits] == [
+            r[0] for r in _reference(rows, vecs, qi, 4, lambda r: r.media == "video")
+        ]
+
+
+def test_get_captions_versions_and_listing():
+    _publish()
+    _publish(seed=5, n_images=10, n_videos=0)
+    idx = open_index("t")
+    assert idx.version == "v0002" and len(idx) == 10 and idx.manifest["factory"] == "Flat"
+    assert open_index("t", "v0001").manifest["count"] == 46
+    hit = open_index("t", "v0001").get("v2")
+    assert (hit.media, hit.start, hit.caption, hit.meta["n"]) == ("video", None, "video 2", 2)
+    assert idx.get("missing") is None
+    assert idx.captions() == sorted(f"image {i}" for i in range(10))
+    [entry] = list_indexes()
+    assert entry["name"] == "t" and entry["current"] == "v0002" and entry["versions"] == ["v0001", "v0002"]
+    with pytest.raises(XModalError, match="not found.*known: t"):
+        open_index("nope")
+    with pytest.raises(XModalError, match="no version 'v9'.*v0001, v0002"):
+        open_index("t", "v9")
+
+
+def test_concurrent_searches_from_threads_agree():
+    _publish()
+    idx = open_index("t")
+    q = _unit(np.random.default_rng(4).normal(size=(16, DIM)))
+    expected = [[h.item_id for h in hs] for hs in idx.search(q, k=5)]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(
+            pool.map(lambda i: [h.item_id for h in idx.search(q[i : i + 1], k=5, where=None)[0]], range(16))
+        )
+    assert got == expected
+    idx.close()
+
+
+def test_model_mismatch_is_refused_naming_both_fingerprints():
+    _publish()
+    idx = open_index("t")
+    check_compatible(idx, "fp1")
+    with pytest.raises(XModalError, match="fp1.*fp2"):
+        check_compatible(idx, "fp2")
+
+
+def test_bad_query_dimension_is_a_clear_error():
+    _publish()
+    with pytest.raises(XModalError, match="dimension 3 .* 16"):
+        open_index("t").search(np.zeros((1, 3), np.float32), k=3)
