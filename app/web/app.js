@@ -92,6 +92,11 @@ function searchOptions() {
   return { k: Number(els.kSelect.value), index: els.indexSelect.value || null, media: selectedMedia() };
 }
 
+/** "v0003" stays as it is; a bare number "3" reads "v3". */
+function formatVersion(version) {
+  return /^\d+$/.test(String(version)) ? `v${version}` : String(version);
+}
+
 // ---- active model and indexes --------------------------------------------------------------
 
 async function loadInfo() {
@@ -125,7 +130,7 @@ async function loadInfo() {
 function showActiveIndex() {
   const opt = els.indexSelect.selectedOptions[0];
   if (!opt) return;
-  els.activeIndex.textContent = `${opt.value} v${opt.dataset.version}`;
+  els.activeIndex.textContent = `${opt.value} ${formatVersion(opt.dataset.version)}`;
 }
 
 // ---- results grid ---------------------------------------------------------------------------
@@ -191,7 +196,7 @@ function renderHits(resp, emptyMessage) {
   const n = resp.hits.length;
   setStatus(
     n
-      ? `${n} result${n === 1 ? "" : "s"} from ${resp.index} v${resp.version} in ${resp.took_ms.toFixed(0)} ms`
+      ? `${n} result${n === 1 ? "" : "s"} from ${resp.index} ${formatVersion(resp.version)} in ${resp.took_ms.toFixed(0)} ms`
       : emptyMessage,
   );
 }
