@@ -1,10 +1,45 @@
-"""Placeholder: this subcommand arrives with its issue."""
+"""`xmodal serve`: the REST API (and the web page in app/web) under uvicorn."""
+
+from pathlib import Path
 
 import typer
 
-cli = typer.Typer(no_args_is_help=False)
+from training.cli_util import run
+
+cli = typer.Typer(no_args_is_help=False, add_completion=False)
 
 
 @cli.callback(invoke_without_command=True)
-def _not_built() -> None:
-    raise typer.Exit(print("not built yet") or 1)
+def serve(
+    host: str = typer.Option("127.0.0.1", help="interface to bind; 0.0.0.0 exposes the service"),
+    port: int = typer.Option(8000, help="TCP port"),
+    model: str | None = typer.Option(None, help="model dir or id (default: XMODAL_MODEL, else the newest)"),
+    index: list[str] | None = typer.Option(None, help="index to serve (repeatable; default: all published)"),
+    default_index: str | None = typer.Option(None, help="index used when a request names none"),
+    batching: bool = typer.Option(True, help="micro-batch concurrent requests (--no-batching: batch size 1)"),
+    watch: bool | None = typer.Option(None, help="reload an index when its CURRENT changes (XMODAL_WATCH)"),
+    log_level: str = typer.Option("info", help="uvicorn log level"),
+) -> None:
+    """Serve the API on http://HOST:PORT (docs at /docs, metrics at /metrics)."""
+    import uvicorn
+
+    from app.config import Settings
+    from app.main import create_app
+
+    overrides = dict(model=model, indexes=index or None, default_index=default_index, watch=watch)
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    if not batching:
+        settings.batch.enabled = False
+    app = create_app(settings)
+    web = Path(__file__).parent / "web" / "index.html"
+    typer.echo(f"xmodal serving on http://{host}:{port}" + (" (web page at /)" if web.is_file() else ""))
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+def main(argv: list[str] | None = None):
+    """Entry point for tests and `python -m app.serve`."""
+    return run(cli, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The service's one settings class: XMODAL_* environment variables (and .env), `__` for nesting.
+
+XMODAL_MODEL=var/models/default          XMODAL_BATCH__MAX_BATCH_SIZE=32
+XMODAL_ADMIN_TOKEN=...                    XMODAL_LIMITS__MAX_K=100
+"""
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from training.home import xmodal_home
+
+
+class BatchSettings(BaseModel):
+    enabled: bool = True  # False: every request runs its own forward pass (batch size 1)
+    max_batch_size: int = Field(32, ge=1)
+    max_wait_ms: float = Field(5.0, ge=0)  # how long the first request of a batch waits for company
+    max_queue: int = Field(1024, ge=1)  # requests waiting beyond this answer 503 with Retry-After
+    timeout_s: float = Field(30.0, gt=0)  # a request waiting longer answers 504
+
+
+class LimitSettings(BaseModel):
+    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1)
+    max_image_pixels: int = Field(40_000_000, ge=1)  # width * height; larger is a decompression bomb
+    max_text_chars: int = Field(1000, ge=1)  # a search query, a label, an embedded text
+    max_question_chars: int = Field(200, ge=1)
+    max_k: int = Field(100, ge=1)
+    max_texts: int = Field(256, ge=1)  # texts per /v1/embed/text or image-to-text call, labels per classify
+    max_caption_k: int = Field(10, ge=1)
+
+
+class FetchSettings(BaseModel):
+    # clip-retrieval's image_url: off unless enabled, and then only hosts on the allow-list
+    enabled: bool = False
+    allow_hosts: list[str] = []
+    timeout_s: float = Field(10.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from the environment; see .env.example for each variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="XMODAL_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    home: Path = Field(default_factory=xmodal_home)  # artifacts root: models/, indexes/
+    model: str | None = None  # model dir, model id under <home>/models, or registry name; None: newest
+    indexes: list[str] | None = None  # index names to load; None: every index under <home>/indexes
+    default_index: str | None = None  # None: the first loaded index
+    device: str = "cpu"
+    admin_token: str | None = None  # bearer token for /v1/admin/*; unset: admin routes are disabled
+    api_keys: list[str] = []  # if set, query routes need `Authorization: Bearer <key>` or `X-API-Key`
+    watch: bool = False  # poll every index's CURRENT file and reload a newly published version
+    watch_interval_s: float = Field(2.0, gt=0)
+    warmup: bool = True  # run one forward pass on a model before it starts serving
+    classify_template: str = "a photo of a {}."  # prompt for zero-shot labels
+    cors_origins: list[str] = []
+    batch: BatchSettings = BatchSettings()
+    limits: LimitSettings = LimitSettings()
+    fetch: FetchSettings = FetchSettings()
+
+    @field_validator("admin_token")
+    @classmethod
+    def _strong_token(cls, v: str | None) -> str | None:
+        if v is not None and len(v) < 16:
+            raise ValueError("XMODAL_ADMIN_TOKEN must be at least 16 characters (or unset to disable admin)")
+        return v or None
+
+    @field_validator("classify_template")
+    @classmethod
+    def _has_slot(cls, v: str) -> str:
+        if "{}" not in v:
+            raise ValueError("XMODAL_CLASSIFY_TEMPLATE must contain '{}' where the label goes")
+        return v
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def indexes_dir(self) -> Path:
+        return self.home / "indexes"

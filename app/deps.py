@@ -1,0 +1,82 @@
+"""Route dependencies as `Annotated` aliases; tests replace them with `app.dependency_overrides`."""
+
+import hmac
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from app.config import Settings
+from app.inference import Encoders
+from app.media import BadInputError
+from app.registry import Registry, ServingState
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_registry(request: Request) -> Registry:
+    return request.app.state.registry
+
+
+def get_encoders(request: Request) -> Encoders:
+    return request.app.state.encoders
+
+
+def get_serving(registry: Annotated[Registry, Depends(get_registry)]) -> Iterator[ServingState]:
+    """The current model + indexes, held until the response is done (a hot-swap does not close them)."""
+    with registry.acquire() as state:
+        yield state
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+EncodersDep = Annotated[Encoders, Depends(get_encoders)]
+ServingDep = Annotated[ServingState, Depends(get_serving)]
+
+
+def _bearer(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def require_api_key(request: Request, settings: SettingsDep) -> None:
+    """Query routes: when XMODAL_API_KEYS is set, `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
+    if not settings.api_keys:
+        return
+    key = _bearer(request) or request.headers.get("x-api-key")
+    if key is None or not any(hmac.compare_digest(key, k) for k in settings.api_keys):
+        raise HTTPException(
+            401, "Authorization: an API key is required (Bearer or X-API-Key)", {"WWW-Authenticate": "Bearer"}
+        )
+
+
+def require_admin(request: Request, settings: SettingsDep) -> None:
+    """Admin routes: disabled without XMODAL_ADMIN_TOKEN; with it, `Authorization: Bearer <token>`."""
+    if settings.admin_token is None:
+        raise HTTPException(403, "admin routes are disabled: set XMODAL_ADMIN_TOKEN to enable them")
+    token = _bearer(request)
+    if token is None or not hmac.compare_digest(token, settings.admin_token):
+        raise HTTPException(
+            401, "Authorization: a valid admin bearer token is required", {"WWW-Authenticate": "Bearer"}
+        )
+
+
+def check_k(k: int, settings: Settings, field: str = "k", limit: int | None = None) -> int:
+    limit = limit or settings.limits.max_k
+    if not 1 <= k <= limit:
+        raise BadInputError(f"{field}: {k} is out of range; must be between 1 and {limit}")
+    return k
+
+
+def check_text(text: str, settings: Settings, field: str, limit: int | None = None) -> str:
+    """Stripped text, non-empty and at most `limit` characters (default XMODAL_LIMITS__MAX_TEXT_CHARS)."""
+    limit = limit or settings.limits.max_text_chars
+    text = (text or "").strip()
+    if not text:
+        raise BadInputError(f"{field}: must not be empty")
+    if len(text) > limit:
+        raise BadInputError(f"{field}: {len(text)} characters is over the limit of {limit} characters")
+    return text

@@ -1,0 +1,127 @@
+"""The FastAPI app: `create_app(settings)`; its lifespan loads the model and indexes.
+
+Tests build apps with tiny models and indexes by passing a prepared `Registry`, or by setting
+XMODAL_* through a Settings object; `xmodal serve` (app/serve.py) runs one under uvicorn.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from app import metrics
+from app.batching import BatchTimeoutError, QueueFullError
+from app.config import Settings
+from app.deps import require_api_key
+from app.inference import Encoders
+from app.media import BadInputError
+from app.registry import IncompatibleIndexError, NotFoundError, NotReadyError, Registry
+from app.routes import admin, catalog, compat, generate, media, search
+from training.errors import XModalError
+
+log = logging.getLogger("xmodal.app")
+WEB_DIR = Path(__file__).parent / "web"
+
+
+def _status(e: XModalError) -> int:
+    if isinstance(e, BadInputError):
+        return e.status
+    for cls, status in (
+        (NotFoundError, 404), (IncompatibleIndexError, 409), (QueueFullError, 503),
+        (NotReadyError, 503), (BatchTimeoutError, 504),
+    ):  # fmt: skip
+        if isinstance(e, cls):
+            return status
+    return 422
+
+
+async def _xmodal_error(request: Request, e: XModalError) -> JSONResponse:
+    status = _status(e)
+    headers = {"Retry-After": "1"} if isinstance(e, QueueFullError | NotReadyError) else None
+    return JSONResponse({"detail": str(e)}, status_code=status, headers=headers)
+
+
+async def _validation_error(request: Request, e: RequestValidationError) -> JSONResponse:
+    """FastAPI's list of errors as one sentence naming each field."""
+    parts = []
+    for err in e.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return JSONResponse({"detail": "; ".join(parts)}, status_code=422)
+
+
+async def _unexpected(request: Request, e: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return JSONResponse(
+        {"detail": f"internal error ({type(e).__name__}); see the server log"}, status_code=500
+    )
+
+
+def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
+    """The service. `registry` may come preloaded (tests); otherwise the lifespan loads
+    XMODAL_MODEL and the indexes in a worker thread before the first request is served."""
+    settings = settings or Settings()
+    registry = registry or Registry(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if registry.state is None:
+            await asyncio.to_thread(registry.load_initial)
+        app.state.encoders = Encoders(settings.batch)
+        watcher = asyncio.create_task(registry.watch()) if settings.watch else None
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            app.state.encoders.close()
+            registry.close()
+
+    app = FastAPI(
+        title="xmodal",
+        version="1",
+        summary="Cross-modal retrieval: text <-> image/video search, captions, VQA, zero-shot labels.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.registry = registry
+    app.add_exception_handler(XModalError, _xmodal_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)
+    body_limit = settings.limits.max_upload_bytes * 4 // 3 + 64 * 1024  # base64 JSON plus form overhead
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > body_limit:
+            return JSONResponse(
+                {"detail": f"body: {length} bytes is over the limit of {body_limit} bytes"}, status_code=413
+            )
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.REQUEST_LATENCY.labels(request.method, path, str(response.status_code)).observe(
+            time.perf_counter() - t0
+        )
+        return response
+
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"])
+    query_auth = [Depends(require_api_key)]  # no-op unless XMODAL_API_KEYS is set
+    for router in (search.router, generate.router, catalog.router, media.router, compat.router):
+        app.include_router(router, dependencies=query_auth)
+    app.include_router(catalog.health_router)
+    app.include_router(admin.router)  # its own bearer token
+    if (WEB_DIR / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    return app

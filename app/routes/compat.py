@@ -1,0 +1,183 @@
+"""clip-retrieval backend protocol (clip_back.py): /knn-service, /metadata, /indices-list.
+
+Bodies are parsed as JSON whatever the Content-Type (clip_retrieval's ClipClient posts a JSON
+string as form data). Answers keep that backend's shape: a list of {"id", "similarity", "caption",
+"url", ...}. Its safety, violence and aesthetic options are accepted and have no effect (xmodal has
+no such models); `deduplicate` drops hits whose score and caption repeat an earlier hit's (what
+identical embeddings produce).
+"""
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+import torch
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from app.config import Settings
+from app.deps import EncodersDep, ServingDep, SettingsDep, check_k, check_text
+from app.media import BadInputError, decode_b64_image, decode_image
+from app.routes.search import media_url
+
+router = APIRouter(tags=["clip-retrieval"])
+
+KNN_EXAMPLE = {
+    "text": "a cartoon cow", "image": None, "image_url": None, "embedding_input": None,
+    "modality": "image", "num_images": 10, "num_result_ids": 10, "indice_name": "demo",
+    "deduplicate": True, "use_safety_model": False, "use_violence_detector": False,
+    "use_mclip": False, "aesthetic_score": 9, "aesthetic_weight": 0.5,
+}  # fmt: skip
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BadInputError(f"body: not valid JSON ({e})", 400) from None
+    if not isinstance(body, dict):
+        raise BadInputError("body: must be a JSON object", 400)
+    return body
+
+
+def _int(body: dict, name: str, default: int) -> int:
+    raw = body.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise BadInputError(f"{name}: {raw!r} is not an integer") from None
+
+
+async def _fetch(url: str, settings: Settings) -> bytes:
+    """image_url: only when XMODAL_FETCH__ENABLED and the host is on XMODAL_FETCH__ALLOW_HOSTS."""
+    if not settings.fetch.enabled:
+        raise BadInputError(
+            "image_url: fetching URLs is disabled on this server (XMODAL_FETCH__ENABLED)", 400
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or parts.hostname not in settings.fetch.allow_hosts:
+        raise BadInputError(
+            f"image_url: host {parts.hostname!r} is not on the allow-list (XMODAL_FETCH__ALLOW_HOSTS)", 400
+        )
+    import httpx
+
+    limit = settings.limits.max_upload_bytes
+    data = bytearray()
+    try:
+        async with (
+            httpx.AsyncClient(timeout=settings.fetch.timeout_s, follow_redirects=False) as client,
+            client.stream("GET", url) as resp,
+        ):
+            if resp.status_code != 200:
+                raise BadInputError(f"image_url: the server answered {resp.status_code}", 400)
+            async for chunk in resp.aiter_bytes():
+                data += chunk
+                if len(data) > limit:
+                    raise BadInputError(f"image_url: over the upload limit of {limit} bytes", 413)
+    except httpx.HTTPError as e:
+        raise BadInputError(f"image_url: could not fetch ({e})", 400) from None
+    return bytes(data)
+
+
+async def _query_vector(body: dict, state, encoders, settings: Settings) -> torch.Tensor:
+    """(D,) normalised query from text, image (base64), image_url or embedding_input."""
+    given = [f for f in ("text", "image", "image_url", "embedding_input") if body.get(f) not in (None, "")]
+    if len(given) != 1:
+        raise BadInputError(
+            "query: send exactly one of text, image, image_url, embedding_input "
+            f"(got {', '.join(given) or 'none'})"
+        )
+    if given == ["text"]:
+        return await encoders.encode_text(state.model, check_text(str(body["text"]), settings, "text"))
+    if given == ["image"]:
+        return await encoders.encode_image(
+            state.model, decode_b64_image(body["image"], settings.limits, "image")
+        )
+    if given == ["image_url"]:
+        data = await _fetch(str(body["image_url"]), settings)
+        return await encoders.encode_image(state.model, decode_image(data, settings.limits, "image_url"))
+    vec = body["embedding_input"]
+    dim = state.model.embed_dim
+    try:
+        t = torch.tensor(vec, dtype=torch.float32).flatten()
+    except (TypeError, ValueError):
+        raise BadInputError("embedding_input: must be a list of numbers") from None
+    if t.numel() != dim or not torch.isfinite(t).all() or t.norm() == 0:
+        raise BadInputError(f"embedding_input: must be {dim} finite numbers, not all zero (got {t.numel()})")
+    return t / t.norm()
+
+
+@router.post("/knn-service", openapi_extra={"requestBody": {"content": {"application/json": {
+    "example": KNN_EXAMPLE}}}})  # fmt: skip
+async def knn_service(
+    request: Request, state: ServingDep, encoders: EncodersDep, settings: SettingsDep
+) -> list:
+    """Nearest neighbours in clip-retrieval's shape: modality image -> items, text -> captions."""
+    body = await _json_body(request)
+    modality = body.get("modality") or "image"
+    if modality not in ("image", "text"):
+        raise BadInputError(f"modality: {modality!r} is not one of image, text")
+    num_images = check_k(_int(body, "num_images", 40), settings, "num_images")
+    num_ids = max(num_images, min(_int(body, "num_result_ids", num_images), settings.limits.max_k))
+    name = body.get("indice_name") or None
+    index = state.index(name)
+    vec = await _query_vector(body, state, encoders, settings)
+    base = str(request.base_url).rstrip("/")
+    if modality == "text":
+        texts, bank = await run_in_threadpool(state.caption_bank, index.name)
+        top = torch.topk(bank @ vec, min(num_ids, len(texts)))
+        results = [{"id": int(i), "similarity": float(s), "caption": texts[i]}
+                   for s, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]  # fmt: skip
+    else:
+        queries = np.ascontiguousarray(vec.numpy().reshape(1, -1), dtype="float32")
+        hits = (await run_in_threadpool(index.search, queries, num_ids, None, None))[0]
+        results = [_result(index.name, h, base) for h in hits]
+    if body.get("deduplicate"):
+        seen, unique = set(), []
+        for r in results:
+            key = (round(r["similarity"], 5), r.get("caption"))
+            if key not in seen:
+                seen.add(key)
+                unique.append(r)
+        results = unique
+    return results[:num_images]
+
+
+def _result(index_name: str, h, base: str) -> dict:
+    return {"id": h.item_id, "similarity": float(h.score), "caption": h.caption,
+            "url": base + media_url(index_name, h.item_id), "media": h.media}  # fmt: skip
+
+
+@router.post("/metadata")
+async def metadata(request: Request, state: ServingDep) -> list:
+    """{"ids": [...], "indice_name": ...} -> [{"id", "metadata": {caption, url, ...}}]."""
+    body = await _json_body(request)
+    ids = body.get("ids")
+    if not isinstance(ids, list):
+        raise BadInputError("ids: must be a list of item ids")
+    if len(ids) > 1000:
+        raise BadInputError(f"ids: {len(ids)} ids is over the limit of 1000")
+    index = state.index(body.get("indice_name") or None)
+    base = str(request.base_url).rstrip("/")
+    out = []
+    for item_id in ids:
+        h = index.get(str(item_id))
+        meta = None if h is None else {**(h.meta or {}), **_result(index.name, h, base)}
+        if meta is not None:
+            meta.pop("id")
+            meta.pop("similarity")
+        out.append({"id": item_id, "metadata": meta})
+    return out
+
+
+@router.get("/indices-list")
+def indices_list(state: ServingDep) -> list[str]:
+    """Names of the loaded indexes, default first."""
+    names = sorted(state.indexes)
+    if state.default_index in names:
+        names.remove(state.default_index)
+        names.insert(0, state.default_index)
+    return names

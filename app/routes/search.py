@@ -1,0 +1,191 @@
+"""Search: text -> media, image -> media, image -> captions."""
+
+import asyncio
+import re
+import time
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+import torch
+from fastapi import APIRouter, Request
+from PIL import Image
+from starlette.concurrency import run_in_threadpool
+
+from app.config import Settings
+from app.deps import EncodersDep, ServingDep, SettingsDep, check_k, check_text
+from app.media import BadInputError, decode_b64_image, decode_image
+from app.registry import ServingState
+from app.schemas import CaptionsResponse, Hit, ImageSearchRequest, SearchResponse, TextSearchRequest
+
+router = APIRouter(prefix="/v1", tags=["search"])
+
+MULTIPART_IMAGE = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["image"],
+                "properties": {
+                    "image": {"type": "string", "format": "binary"},
+                    "k": {"type": "integer", "default": 12},
+                    "index": {"type": "string"},
+                    "media": {"type": "string", "enum": ["image", "video"]},
+                },
+            }
+        },
+    },
+}
+
+
+def media_url(index: str, item_id: str) -> str:
+    return f"/media/{quote(index, safe='')}/{quote(item_id, safe='')}"
+
+
+def to_hit(index_name: str, h) -> Hit:
+    url = media_url(index_name, h.item_id)
+    thumb = f"{url}?thumb=1" + (f"&t={h.start:g}" if h.start is not None else "")
+    meta = {k: v for k, v in (h.meta or {}).items() if isinstance(v, str | int | float | bool | None)}
+    return Hit(
+        id=h.item_id, score=float(h.score), caption=h.caption, media=h.media, url=url,
+        thumbnail_url=thumb, start=h.start, end=h.end, meta=meta,
+    )  # fmt: skip
+
+
+def check_where(where: Any) -> dict | None:
+    if where is None:
+        return None
+    if not isinstance(where, dict) or not all(
+        isinstance(v, str | int | float | bool) and not isinstance(v, dict) for v in where.values()
+    ):
+        raise BadInputError("where: must map metadata field names to plain values, e.g. {'split': 'test'}")
+    return where
+
+
+async def search_vector(
+    state: ServingState, vec: torch.Tensor, k: int, index: str | None, media: str | None, where: dict | None
+) -> SearchResponse:
+    """Runs one (D,) query on an index in a worker thread and shapes the hits."""
+    t0 = time.perf_counter()
+    idx = state.index(index)
+    queries = np.ascontiguousarray(vec.numpy().reshape(1, -1), dtype="float32")  # (1, D)
+    hits = (await run_in_threadpool(idx.search, queries, k, media, where))[0]
+    return SearchResponse(
+        index=idx.name, version=str(idx.version), took_ms=(time.perf_counter() - t0) * 1000,
+        hits=[to_hit(idx.name, h) for h in hits],
+    )  # fmt: skip
+
+
+@router.post("/search/text", response_model=SearchResponse)
+async def search_text(
+    body: TextSearchRequest, state: ServingDep, encoders: EncodersDep, settings: SettingsDep
+) -> SearchResponse:
+    """Images and videos that match a text query."""
+    t0 = time.perf_counter()
+    query = check_text(body.query, settings, "query")
+    check_k(body.k, settings)
+    where = check_where(body.where)
+    state.index(body.index)  # unknown index: 404 before any model work
+    vec = await encoders.encode_text(state.model, query)
+    res = await search_vector(state, vec, body.k, body.index, body.media, where)
+    res.took_ms = (time.perf_counter() - t0) * 1000
+    return res
+
+
+async def read_image_request(request: Request, settings: Settings) -> tuple[Image.Image, dict[str, Any]]:
+    """The image and other fields of a multipart upload (field `image`) or a JSON body (`image_b64`)."""
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=16)
+        upload = form.get("image")
+        if upload is None or isinstance(upload, str):
+            raise BadInputError("image: missing; send the image as a multipart file field named `image`")
+        data = await upload.read(settings.limits.max_upload_bytes + 1)
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        return decode_image(data, settings.limits, "image"), fields
+    try:
+        body = ImageSearchRequest.model_validate_json(await request.body())
+    except ValueError as e:
+        raise BadInputError(
+            "body: send multipart/form-data with an `image` file, or JSON with `image_b64` "
+            f"({str(e).splitlines()[0]})"
+        ) from None
+    fields = body.model_dump(exclude={"image_b64"}, exclude_none=True)
+    return decode_b64_image(body.image_b64, settings.limits), fields
+
+
+def int_field(fields: dict, name: str, default: int) -> int:
+    raw = fields.get(name, default)
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise BadInputError(f"{name}: {raw!r} is not an integer") from None
+
+
+def media_field(fields: dict) -> str | None:
+    media = fields.get("media") or None
+    if media not in (None, "image", "video"):
+        raise BadInputError(f"media: {media!r} is not one of image, video")
+    return media
+
+
+@router.post("/search/image", response_model=SearchResponse, openapi_extra={"requestBody": {
+    "required": True,
+    "content": {
+        **MULTIPART_IMAGE["content"],
+        "application/json": {"schema": ImageSearchRequest.model_json_schema()},
+    },
+}})  # fmt: skip
+async def search_image(
+    request: Request, state: ServingDep, encoders: EncodersDep, settings: SettingsDep
+) -> SearchResponse:
+    """Images and videos that look like an uploaded image (multipart `image`, or JSON `image_b64`)."""
+    t0 = time.perf_counter()
+    image, fields = await read_image_request(request, settings)
+    k = check_k(int_field(fields, "k", 12), settings)
+    index, media = fields.get("index") or None, media_field(fields)
+    state.index(index)
+    vec = await encoders.encode_image(state.model, image)
+    res = await search_vector(state, vec, k, index, media, None)
+    res.took_ms = (time.perf_counter() - t0) * 1000
+    return res
+
+
+async def rank_texts(
+    state: ServingState, encoders, image_vec: torch.Tensor, texts: list[str] | None, index: str | None, k: int
+) -> list[tuple[str, float]]:
+    """The k texts closest to an image: from `texts`, or else from the index's caption bank."""
+    if texts:
+        bank = torch.stack(await asyncio.gather(*(encoders.encode_text(state.model, t) for t in texts)))
+    else:
+        texts, bank = await run_in_threadpool(state.caption_bank, index)
+    scores = bank @ image_vec  # (N,)
+    top = torch.topk(scores, min(k, len(texts)))
+    return [(texts[i], float(s)) for s, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
+
+
+def split_texts(raw: str | None, settings: Settings, field: str, commas: bool = False) -> list[str]:
+    """Non-empty lines (and comma-separated parts if `commas`), each within the text limit."""
+    parts = [p.strip() for p in re.split(r"[\n,]" if commas else r"\n", raw or "") if p.strip()]
+    if len(parts) > settings.limits.max_texts:
+        raise BadInputError(f"{field}: {len(parts)} entries is over the limit of {settings.limits.max_texts}")
+    return [check_text(p, settings, field) for p in parts]
+
+
+@router.post(
+    "/search/image-to-text", response_model=CaptionsResponse, openapi_extra={"requestBody": MULTIPART_IMAGE}
+)
+async def image_to_text(
+    request: Request, state: ServingDep, encoders: EncodersDep, settings: SettingsDep
+) -> CaptionsResponse:
+    """Captions that best describe an image: from `texts` (one per line) or the index's captions."""
+    image, fields = await read_image_request(request, settings)
+    k = check_k(int_field(fields, "k", 5), settings)
+    texts = split_texts(fields.get("texts"), settings, "texts")
+    index = fields.get("index") or None
+    if not texts:
+        state.index(index)
+    vec = await encoders.encode_image(state.model, image)
+    ranked = await rank_texts(state, encoders, vec, texts, index, k)
+    return CaptionsResponse(captions=[{"text": t, "score": s} for t, s in ranked])
