@@ -18,7 +18,7 @@ from training.home import corpora_dir
 _CORPORA = {
     "openclipart": "openclipart",
     "fashion-mnist": "fashion_mnist",
-    "easy-vqa": "easy_vqa",
+    "easy-vqa": "easyvqa",
     "photos": "photos",
     "videos": "videos",
 }

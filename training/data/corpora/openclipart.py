@@ -1,0 +1,199 @@
+"""openclipart: the Debian `openclipart-svg` clip art, rendered to 224 px PNG on white with cairosvg.
+
+Captions: the work's dc:title, plus its dc:description cleaned of markup. meta: category (top folder),
+folder, keywords (dc:subject), group, dhash. Untitled, unparsable, unrenderable and blank SVGs are
+skipped and counted. Splits are by group, so near-duplicate series ("cartoon cow 1", "cartoon cow 2",
+or the same drawing under two titles) never straddle train and test.
+"""
+
+import hashlib
+import html
+import io
+import re
+import xml.etree.ElementTree as ET
+from functools import partial
+from pathlib import Path
+
+from PIL import Image
+
+from training.data.corpora.builder import MEDIA, BuildReport, Skip, build, save_image
+from training.data.manifest import Item, split_for
+
+SOURCE = Path("/usr/share/openclipart/svg")
+SIZE = 224
+_MAX_DESCRIPTION = 200  # characters; long descriptions are mostly licence and drawing notes
+
+
+def available(source: Path = SOURCE) -> str | None:
+    """None when the source is present, else why not and how to get it."""
+    if not any(source.rglob("*.svg")):
+        return f"no SVGs under {source} (install the Debian package openclipart-svg)"
+    return None
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _text(el: ET.Element | None) -> str:
+    return " ".join("".join(el.itertext()).split()) if el is not None else ""
+
+
+def read_metadata(svg: bytes) -> tuple[str, str, list[str]]:
+    """(title, description, keywords) of the cc:Work in an SVG's RDF metadata; "" / [] when absent.
+
+    Namespace prefixes vary between files, so elements are matched by local name. The creator's
+    dc:title (an Agent's name) is not the work's title and is ignored.
+    """
+    root = ET.fromstring(svg)
+    work = next((el for el in root.iter() if _local(el.tag) == "Work"), None)
+    if work is None:
+        return "", "", []
+    fields = {_local(child.tag): child for child in work}
+    keywords: list[str] = []
+    if "subject" in fields:
+        for li in fields["subject"].iter():
+            word = _text(li).lower() if _local(li.tag) == "li" else ""
+            if word and word not in keywords:
+                keywords.append(word)
+    return _text(fields.get("title")), _text(fields.get("description")), keywords
+
+
+def clean_description(text: str, title: str) -> str:
+    """Markup, entities and URLs removed, whitespace collapsed, cut at a word near 200 characters;
+    "" when nothing useful is left (empty, or just the title again)."""
+    text = html.unescape(re.sub(r"<[^>]*>", " ", html.unescape(text)))
+    text = re.sub(r"https?://\S+|www\.\S+", " ", text)
+    text = " ".join(text.split()).strip(" .,;:-")
+    if len(text) > _MAX_DESCRIPTION:
+        text = text[:_MAX_DESCRIPTION].rsplit(" ", 1)[0]
+    if len(text) < 3 or text.lower() == title.lower():
+        return ""
+    return text
+
+
+def title_group(title: str) -> str:
+    """The normalised title stem: lower case, digits and punctuation stripped, spaces collapsed.
+    "Cartoon Cow 2" and "cartoon_cow-1" -> "cartoon cow"."""
+    return " ".join(re.sub(r"[\W\d_]+", " ", title.lower()).split())
+
+
+def dhash(img: Image.Image) -> str:
+    """A 64-bit difference hash: equal for the same drawing at any size or with tiny edits."""
+    g = img.convert("L").resize((9, 8), Image.Resampling.LANCZOS)
+    px = list(g.getdata())
+    bits = [px[r * 9 + c] > px[r * 9 + c + 1] for r in range(8) for c in range(8)]
+    return f"{sum(b << i for i, b in enumerate(bits)):016x}"
+
+
+def render(svg: bytes, size: int = SIZE) -> Image.Image:
+    """The drawing scaled to fit size x size, centred on white; RGB."""
+    import cairosvg
+
+    # One render at the target width; a tall drawing is then scaled down (cheaper than rendering twice).
+    img = Image.open(io.BytesIO(cairosvg.svg2png(bytestring=svg, output_width=size))).convert("RGBA")
+    if img.height > size:
+        img = img.resize((max(1, round(img.width * size / img.height)), size), Image.Resampling.LANCZOS)
+    canvas = Image.new("RGBA", (size, size), "white")
+    canvas.alpha_composite(img, ((size - img.width) // 2, (size - img.height) // 2))
+    return canvas.convert("RGB")
+
+
+def make_item(
+    key: str, out_dir: Path, source: Path = SOURCE, duplicates: dict[str, str] | None = None
+) -> Item | Skip:
+    """One SVG (key: its path under the source, e.g. "animals/cow.svg") -> a PNG and its Item.
+
+    duplicates: key -> the first key with the same bytes (the package files some drawings twice).
+    """
+    src = source / key
+    if duplicates and key in duplicates:
+        return Skip("duplicate", f"{src} = {duplicates[key]}")
+    try:
+        title, description, keywords = read_metadata(src.read_bytes())
+    except ET.ParseError as e:
+        return Skip("unparsable", f"{src}: {e}")
+    if not title or not title_group(title):
+        return Skip("untitled", str(src))
+    try:
+        img = render(src.read_bytes())
+    except Exception as e:  # cairosvg raises many types on bad SVGs (ValueError, KeyError, ...)
+        return Skip("unrenderable", f"{src}: {type(e).__name__}: {e}")
+    if img.convert("L").getextrema()[0] >= 250:
+        return Skip("blank", str(src))
+    rel = Path(MEDIA) / Path(key).with_suffix(".png")
+    save_image(img, out_dir / rel)
+    description = clean_description(description, title)
+    return Item(
+        id="openclipart/" + Path(key).with_suffix("").as_posix(),
+        path=rel.as_posix(),
+        captions=[title] + ([description] if description else []),
+        meta={
+            "category": Path(key).parts[0],
+            "folder": Path(key).parent.as_posix(),
+            "keywords": keywords,
+            "group": title_group(title),
+            "dhash": dhash(img),
+            "source": str(src),
+        },
+    )
+
+
+def assign_groups(items: list[Item]) -> list[Item]:
+    """Merges groups that share a title stem or an image hash (union-find); the split follows the group.
+
+    meta["group"] becomes the smallest title stem in the merged group, so a drawing filed under two
+    titles lands in one split with all its twins.
+    """
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for it in items:
+        a, b = find("t:" + it.meta["group"]), find("h:" + it.meta["dhash"])
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    # The representative is a "h:" or "t:" key; name each component by its smallest title stem.
+    names: dict[str, str] = {}
+    for it in items:
+        root = find("t:" + it.meta["group"])
+        names[root] = min(names.get(root, it.meta["group"]), it.meta["group"])
+    for it in items:
+        it.meta["group"] = names[find("t:" + it.meta["group"])]
+        it.split = split_for(it.meta["group"])
+    return items
+
+
+def source_keys(source: Path = SOURCE) -> list[str]:
+    return sorted(p.relative_to(source).as_posix() for p in source.rglob("*.svg"))
+
+
+def find_duplicates(source: Path, keys: list[str]) -> dict[str, str]:
+    """key -> the first key (in order) whose file has the same bytes."""
+    first: dict[str, str] = {}
+    dupes = {}
+    for key in keys:
+        digest = hashlib.sha1((source / key).read_bytes()).hexdigest()
+        if digest in first:
+            dupes[key] = first[digest]
+        else:
+            first[digest] = key
+    return dupes
+
+
+def prepare(out_dir: Path, limit: int | None = None, workers: int = 1, source: Path = SOURCE) -> BuildReport:
+    """Renders every SVG under `source` into out_dir (resumable); splits by merged group."""
+    make = partial(make_item, source=source)
+    return build(
+        "openclipart",
+        out_dir,
+        source_keys(source),
+        make,
+        limit=limit,
+        workers=workers,
+        finalize=assign_groups,
+    )
