@@ -1,0 +1,116 @@
+"""Admin auth and hot-swap: model activation, index reload, refusal of foreign indexes, the watcher."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.app.conftest import ADMIN, publish_index, start
+
+AUTH = {"Authorization": f"Bearer {ADMIN}"}
+
+
+def _search_ids(c, query="a red square"):
+    r = c.post("/v1/search/text", json={"query": query, "k": 7})
+    assert r.status_code == 200, r.text
+    return [h["id"] for h in r.json()["hits"]]
+
+
+def test_admin_disabled_without_token_and_needs_the_right_one(settings):
+    settings.admin_token = None
+    with start(settings) as c:
+        r = c.post("/v1/admin/indexes/demo/reload", headers=AUTH)
+        assert r.status_code == 403 and "XMODAL_ADMIN_TOKEN" in r.json()["detail"]
+    settings.admin_token = ADMIN
+    with start(settings) as c:
+        assert c.post("/v1/admin/indexes/demo/reload").status_code == 401
+        bad = {"Authorization": "Bearer " + "x" * len(ADMIN)}
+        assert c.post("/v1/admin/indexes/demo/reload", headers=bad).status_code == 401
+        assert c.post("/v1/admin/indexes/demo/reload", headers=AUTH).status_code == 200
+
+
+def test_model_with_foreign_index_is_refused_and_old_keeps_serving(settings, tiny_model_b_dir):
+    with start(settings) as c:
+        before = _search_ids(c)
+        r = c.post("/v1/admin/models/activate", json={"model": str(tiny_model_b_dir)}, headers=AUTH)
+        assert r.status_code == 409, r.text
+        assert "demo" in r.json()["detail"] and "fingerprint" in r.json()["detail"]
+        assert c.get("/v1/models").json()["active"]["id"] == "tiny-clip"
+        assert _search_ids(c) == before
+
+
+def test_missing_model_is_refused_with_the_reason(settings):
+    with start(settings) as c:
+        r = c.post("/v1/admin/models/activate", json={"model": "/nowhere/model"}, headers=AUTH)
+        assert r.status_code == 404 and "/nowhere/model" in r.json()["detail"]
+        assert c.get("/readyz").json()["model"] == "tiny-clip"
+
+
+def test_activate_model_with_its_index_switches_both(settings, tiny_model_b_dir, media_dir):
+    from training.factory import load_model
+
+    with start(settings) as c:
+        publish_index(tiny_model_b_dir, media_dir, settings.home)  # v0002 by model b, now CURRENT
+        r = c.post("/v1/admin/models/activate", json={"model": str(tiny_model_b_dir)}, headers=AUTH)
+        assert r.status_code == 200, r.text
+        assert r.json()["model"] == "tiny-clip-b" and r.json()["indexes"] == {"demo": "v0002"}
+        model_b = load_model(tiny_model_b_dir)
+        assert r.json()["model_fingerprint"] == model_b.fingerprint
+        vec = c.post("/v1/embed/text", json={"texts": ["cow"]}).json()["vectors"][0]
+        assert vec == model_b.embed_texts(["cow"])[0].tolist()
+        assert c.get("/v1/indexes").json()["indexes"][0]["version"] == "v0002"
+
+
+def test_reload_index_version_and_bad_version(settings, tiny_model_dir, media_dir):
+    with start(settings) as c:
+        publish_index(tiny_model_dir, media_dir, settings.home)  # v0002, same model
+        r = c.post("/v1/admin/indexes/demo/reload", headers=AUTH)
+        assert r.status_code == 200 and r.json()["indexes"] == {"demo": "v0002"}
+        r = c.post("/v1/admin/indexes/demo/reload", json={"version": "v0001"}, headers=AUTH)
+        assert r.json()["indexes"] == {"demo": "v0001"}
+        r = c.post("/v1/admin/indexes/demo/reload", json={"version": "v0099"}, headers=AUTH)
+        assert r.status_code == 422 and "v0099" in r.json()["detail"]
+        assert c.post("/v1/search/text", json={"query": "x"}).json()["version"] == "v0001"
+
+
+def test_no_request_fails_across_hot_swaps(settings, tiny_model_dir, tiny_model_b_dir, media_dir):
+    publish_index(tiny_model_b_dir, media_dir, settings.home)  # v0002 by b
+    publish_index(tiny_model_dir, media_dir, settings.home)  # v0003 by a (CURRENT)
+    with start(settings) as c:
+        stop = time.monotonic() + 60
+
+        def hammer(i):
+            codes = []
+            while len(codes) < 25 and time.monotonic() < stop:
+                if i % 2:
+                    r = c.post("/v1/search/text", json={"query": f"query {len(codes)}", "k": 3})
+                else:
+                    r = c.post(
+                        "/v1/search/image", files={"image": ("x.png", (media_dir / "img1.png").read_bytes())}
+                    )
+                codes.append(r.status_code)
+            return codes
+
+        with ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(hammer, i) for i in range(4)]
+            swaps = [
+                c.post(
+                    "/v1/admin/models/activate",
+                    json={"model": str(tiny_model_b_dir), "indexes": {"demo": "v0002"}},
+                    headers=AUTH,
+                ),
+                c.post("/v1/admin/models/activate", json={"model": str(tiny_model_dir)}, headers=AUTH),
+                c.post("/v1/admin/indexes/demo/reload", json={"version": "v0001"}, headers=AUTH),
+            ]
+            codes = [code for f in futures for code in f.result()]
+        assert [s.status_code for s in swaps] == [200, 200, 200], [s.text for s in swaps]
+        assert len(codes) == 100 and set(codes) == {200}
+
+
+def test_watch_reloads_a_newly_published_version(settings, tiny_model_dir, tiny_model_b_dir, media_dir):
+    settings.watch, settings.watch_interval_s = True, 0.05
+    with start(settings) as c:
+        publish_index(tiny_model_b_dir, media_dir, settings.home)  # v0002 by another model: refused
+        publish_index(tiny_model_dir, media_dir, settings.home)  # v0003: picked up
+        deadline = time.monotonic() + 10
+        while c.get("/readyz").json()["indexes"]["demo"] != "v0003" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert c.get("/readyz").json()["indexes"] == {"demo": "v0003"}

@@ -1,0 +1,137 @@
+"""MicroBatcher: shared forward passes equal unbatched results; full queue, timeouts, bad items, hot-swap."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+import torch
+
+from app.batching import BatchTimeoutError, MicroBatcher, Pipeline, QueueFullError
+from app.inference import IMAGE, TEXT
+from tests.app.conftest import COLORS, png_bytes
+
+TEXTS = [f"a picture of thing number {i}" for i in range(24)]
+
+
+async def _gather(batcher, model, items):
+    return await asyncio.gather(*(batcher.submit(model, x) for x in items))
+
+
+def test_concurrent_texts_share_forward_passes_and_equal_unbatched(tiny_model):
+    batcher = MicroBatcher(TEXT, max_batch_size=32, max_wait_ms=50)
+    try:
+        out = asyncio.run(_gather(batcher, tiny_model, TEXTS))
+        assert batcher.batches_run <= 3  # 24 requests, a handful of forward passes
+        torch.testing.assert_close(torch.stack(out), tiny_model.embed_texts(TEXTS), atol=1e-5, rtol=1e-4)
+    finally:
+        batcher.close()
+
+
+def test_images_batched_equal_unbatched(tiny_model):
+    import io
+
+    from PIL import Image
+
+    images = [Image.open(io.BytesIO(png_bytes(c))).convert("RGB") for c in COLORS]
+    batched = MicroBatcher(IMAGE, max_batch_size=8, max_wait_ms=50)
+    single = MicroBatcher(IMAGE, max_batch_size=1, max_wait_ms=0)
+    try:
+        a = asyncio.run(_gather(batched, tiny_model, images))
+        b = asyncio.run(_gather(single, tiny_model, images))
+        assert batched.batches_run < len(images) and single.batches_run == len(images)
+        torch.testing.assert_close(torch.stack(a), torch.stack(b), atol=1e-5, rtol=1e-4)
+    finally:
+        batched.close()
+        single.close()
+
+
+def _blocking_pipeline(release: threading.Event, seen: list):
+    def forward(model, batch):
+        seen.append((model, list(batch)))
+        release.wait(5)
+        return torch.tensor([[float(x)] for x in batch])
+
+    return Pipeline("blocking", preprocess=lambda m, x: x, forward=forward, collate=list)
+
+
+def test_full_queue_raises_and_others_complete():
+    release, seen = threading.Event(), []
+    batcher = MicroBatcher(_blocking_pipeline(release, seen), max_batch_size=1, max_wait_ms=0, max_queue=2)
+
+    async def scenario():
+        first = asyncio.create_task(batcher.submit("m", 1))
+        while not seen:  # the worker holds item 1 in forward; the queue is empty again
+            await asyncio.sleep(0.005)
+        queued = [asyncio.create_task(batcher.submit("m", i)) for i in (2, 3)]
+        await asyncio.sleep(0.01)
+        with pytest.raises(QueueFullError, match="MAX_QUEUE"):
+            await batcher.submit("m", 4)
+        release.set()
+        return [float(r) for r in await asyncio.gather(first, *queued)]
+
+    try:
+        assert asyncio.run(scenario()) == [1.0, 2.0, 3.0]
+    finally:
+        release.set()
+        batcher.close()
+
+
+def test_timeout_raises_clear_error():
+    release, seen = threading.Event(), []
+    batcher = MicroBatcher(_blocking_pipeline(release, seen), max_batch_size=4, max_wait_ms=0, timeout_s=0.1)
+    try:
+        t0 = time.perf_counter()
+        with pytest.raises(BatchTimeoutError, match="0.1 s"):
+            asyncio.run(batcher.submit("m", 1))
+        assert time.perf_counter() - t0 < 2
+    finally:
+        release.set()
+        batcher.close()
+
+
+def test_bad_item_fails_alone():
+    def pre(model, x):
+        if x < 0:
+            raise ValueError(f"negative {x}")
+        return x
+
+    pipe = Pipeline("p", preprocess=pre, forward=lambda m, b: torch.tensor(b)[:, None] * 2.0, collate=list)
+    batcher = MicroBatcher(pipe, max_batch_size=8, max_wait_ms=30)
+
+    async def scenario():
+        return await asyncio.gather(*(batcher.submit("m", x) for x in (1, -1, 3)), return_exceptions=True)
+
+    try:
+        a, b, c = asyncio.run(scenario())
+        assert float(a) == 2.0 and float(c) == 6.0 and isinstance(b, ValueError)
+        assert batcher.batches_run == 1
+    finally:
+        batcher.close()
+
+
+def test_batches_never_mix_models():
+    release, seen = threading.Event(), []
+    release.set()
+    batcher = MicroBatcher(_blocking_pipeline(release, seen), max_batch_size=16, max_wait_ms=30)
+
+    async def scenario():
+        jobs = [batcher.submit("old" if i < 5 else "new", i) for i in range(10)]
+        return await asyncio.gather(*jobs)
+
+    try:
+        out = asyncio.run(scenario())
+        assert [float(x) for x in out] == [float(i) for i in range(10)]
+        assert all(m == ("old" if x < 5 else "new") for m, items in seen for x in items)
+        assert len(seen) == 2  # one batch per model
+    finally:
+        batcher.close()
+
+
+def test_queue_full_is_503_with_retry_after(client, monkeypatch):
+    async def full(model, item):
+        raise QueueFullError("encode_text: 1024 requests already waiting (XMODAL_BATCH__MAX_QUEUE)")
+
+    monkeypatch.setattr(client.app.state.encoders.text, "submit", full)
+    r = client.post("/v1/search/text", json={"query": "cow"})
+    assert r.status_code == 503 and r.headers["retry-after"] == "1" and "MAX_QUEUE" in r.json()["detail"]
