@@ -1,0 +1,123 @@
+"""The trainer on tiny models and a synthetic corpus: learning, checkpoints, resume, flag errors."""
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.training.synthetic import make_corpus
+from training.errors import XModalError
+from training.factory import load_model, read_card
+from training.train import main
+
+
+class Killed(Exception):
+    """Stands for the process being killed mid-step."""
+
+
+@pytest.fixture
+def shapes():
+    return make_corpus()
+
+
+def _weights(path):
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_training_lowers_loss_and_writes_card(shapes, tmp_path):
+    out = tmp_path / "m"
+    main(["--model", "tiny-lit", "--data", "shapes", "--out", str(out), "--steps", "1", "--batch-size", "12"])
+    first = read_card(out)["metrics"]["train_loss"]
+    out2 = tmp_path / "m2"
+    main(
+        [
+            "--model",
+            "tiny-lit",
+            "--data",
+            "shapes",
+            "--out",
+            str(out2),
+            "--epochs",
+            "30",
+            "--batch-size",
+            "12",
+            "--lr",
+            "5e-3",
+            "--warmup",
+            "2",
+        ]
+    )
+    card = read_card(out2)
+    assert card["steps"] == 30 * (48 // 12) and card["data"]["pairs"] == 48
+    assert card["metrics"]["train_loss"] < 0.7 * first
+    assert card["fingerprint"] == load_model(out2).fingerprint
+
+
+def test_feature_cache_matches_uncached_training(shapes, tmp_path):
+    args = ["--model", "tiny-lit", "--data", "shapes", "--steps", "4", "--batch-size", "12"]
+    main([*args, "--out", str(tmp_path / "cached")])
+    main([*args, "--out", str(tmp_path / "plain"), "--no-cache"])
+    a, b = _weights(tmp_path / "cached"), _weights(tmp_path / "plain")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5), k
+
+
+@pytest.mark.parametrize("model", ["tiny-clip", "tiny-lit"])
+def test_resume_after_interruption_equals_uninterrupted(shapes, tmp_path, monkeypatch, model):
+    args = [
+        "--model",
+        model,
+        "--data",
+        "shapes",
+        "--steps",
+        "6",
+        "--save-every",
+        "2",
+        "--batch-size",
+        "8",
+        "--lr",
+        "1e-3",
+    ]
+    main([*args, "--out", str(tmp_path / "full")])
+
+    from training.tasks import ContrastiveTask
+
+    calls = {"n": 0}
+    real_loss = ContrastiveTask.loss
+
+    def dying_loss(self, m, batch):  # the process "dies" during step 5, after the step-4 checkpoint
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise Killed
+        return real_loss(self, m, batch)
+
+    monkeypatch.setattr(ContrastiveTask, "loss", dying_loss)
+    with pytest.raises(Killed):
+        main([*args, "--out", str(tmp_path / "cut")])
+    monkeypatch.setattr(ContrastiveTask, "loss", real_loss)
+    assert read_card(tmp_path / "cut")["steps"] == 4
+    main(["--resume", "--out", str(tmp_path / "cut")])
+    full, resumed = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
+    for k in full:
+        assert torch.equal(full[k], resumed[k]), k
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--model", "tiny-lit", "--data", "nope", "--out", "x"], "corpus 'nope' is not prepared"),
+        (["--model", "no-such-model", "--data", "shapes", "--out", "x"], "unknown model 'no-such-model'"),
+        (["--model", "tiny-lit", "--data", "shapes"], "--out DIR is required"),
+        (["--model", "tiny-lit", "--data", "shapes", "--out", "x", "--task", "contrastive"], "NAME=NUMBER"),
+        (["--model", "tiny-lit", "--data", "shapes", "--out", "x", "--task", "dance=1"], "unknown task"),
+        (["--model", "tiny-lit", "--data", "shapes", "--out", "x", "--batch-size", "0"], "--batch-size"),
+        (["--model", "tiny-lit", "--data", "shapes", "--out", "x", "--batch-size", "500"], "exceeds"),
+        (["--model", "tiny-lit", "--data", "shapes", "--out", "x", "--limit", "other=3"], "--limit"),
+        (["--model", "tiny-clip", "--data", "shapes", "--out", "x", "--unlock-image-blocks", "1"], "LiT"),
+        (["--resume", "--out", "nowhere"], "no checkpoint"),
+        (["--preset", "fast"], "unknown preset"),
+    ],
+)
+def test_bad_flags_give_clear_errors(shapes, argv, message):
+    with pytest.raises(XModalError, match=message.replace("-", r"\-").replace("(", r"\(")):
+        main(argv)

@@ -1,0 +1,271 @@
+"""The training loop behind `xmodal train` (flags and presets: training/train.py).
+
+One process or many under torchrun. Tasks call the model's encode methods rather than its forward, so
+instead of wrapping the model in DDP the trainer averages gradients across ranks itself (all_reduce
+after backward), which is what DDP does, minus the overlap; the contrastive loss all-gathers features.
+"""
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from training.errors import XModalError
+from training.factory import build_model, get_model_config, load_model, read_card, save_model
+from training.model import XModalModel
+from training.tasks import ContrastiveTask, Task
+from training.train import TrainConfig
+
+STATE_FILE = "trainer_state.safetensors"
+
+
+def saved_config(out: str | Path) -> dict:
+    """The TrainConfig (as a dict) of the run saved in `out`; XModalError when there is none."""
+    path = Path(out) / STATE_FILE
+    if not path.is_file():
+        raise XModalError(f"--resume: no checkpoint in {out} (missing {STATE_FILE}); start without --resume")
+    with safe_open(str(path), framework="pt") as f:
+        return json.loads(f.metadata()["config"])
+
+
+def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
+    """Linear warmup to `peak`, then cosine decay to zero at `total`."""
+    warmup = min(warmup, total // 5)
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return 0.5 * peak * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def _subsample(keys: list[str], limit: int | None, seed: int) -> set[str]:
+    if limit is None or limit >= len(keys):
+        return set(keys)
+    g = torch.Generator().manual_seed(seed)
+    return {keys[i] for i in torch.randperm(len(keys), generator=g)[:limit].tolist()}
+
+
+class Trainer:
+    """Builds the model, tasks and optimiser from a TrainConfig; `fit()` runs to cfg.steps."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False):
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self._init_distributed()
+        torch.manual_seed(cfg.seed)
+        self.model = self._build_model(resume).to(self.device)
+        self.tasks = self._build_tasks()
+        self.model.train()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if not params:
+            raise XModalError(f"model {cfg.model!r} has nothing to train")
+        # no weight decay on biases, norms, temperatures (open_clip's rule)
+        decay = [p for p in params if p.ndim >= 2]
+        rest = [p for p in params if p.ndim < 2]
+        self.opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}],
+            lr=cfg.lr,
+        )
+        first = self.tasks[0].batches_per_epoch(self.world)
+        self.total = cfg.steps or cfg.epochs * first
+        self.step = self._load_state() if resume else 0
+
+    # --- setup -------------------------------------------------------------------------------------
+
+    def _init_distributed(self) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        cuda = torch.cuda.is_available()
+        if cuda:
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            torch.cuda.set_device(local)
+            self.device = torch.device("cuda", local)
+        else:
+            self.device = torch.device("cpu")
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if cuda else "gloo")
+        if self.cfg.batch_size % self.world:
+            raise XModalError(f"--batch-size {self.cfg.batch_size} is not divisible by {self.world} ranks")
+
+    def _build_model(self, resume: bool) -> XModalModel:
+        cfg = self.cfg
+        if resume:
+            return load_model(self.out)
+        config = get_model_config(cfg.model)
+        unlock = {
+            "unlock_image_blocks": cfg.unlock_image_blocks,
+            "unlock_text_layers": cfg.unlock_text_layers,
+        }
+        if config.kind == "lit":
+            config.lit = {**(config.lit or {}), **unlock}
+        elif any(unlock.values()):
+            raise XModalError(f"--unlock-* applies to LiT models; {cfg.model!r} trains all of its weights")
+        return build_model(config, pretrained=True)
+
+    def _build_tasks(self) -> list[Task]:
+        from training.data.corpora import corpus_manifest
+        from training.data.manifest import load_manifest
+        from training.heads import attach_heads
+        from training.heads.tasks import CaptionTask, VQATask, caption_pairs, qa_examples
+
+        cfg = self.cfg
+        unknown = set(cfg.limits) - set(cfg.data)
+        if unknown:
+            raise XModalError(f"--limit names corpora not in --data: {', '.join(sorted(unknown))}")
+        pairs, examples = [], []
+        for corpus in cfg.data:
+            manifest = corpus_manifest(corpus)
+            keys = [f"{manifest.parent.name}/{it.id}" for it in load_manifest(manifest, ("train",))]
+            keep = _subsample(keys, cfg.limits.get(corpus), cfg.seed)
+            pairs += [p for p in caption_pairs(manifest) if p.key in keep]
+            if "vqa" in cfg.tasks:
+                examples += [e for e in qa_examples(manifest) if e.key in keep]
+        self.data_counts = {"pairs": len(pairs), "qa": len(examples)}
+        tasks: list[Task] = []
+        for name, weight in cfg.tasks.items():
+            if name == "contrastive":
+                if not pairs:
+                    raise XModalError(f"no captioned train images in {', '.join(cfg.data)}")
+                tasks.append(
+                    ContrastiveTask(pairs, self.model, cfg.batch_size, weight, self._features(pairs))
+                )
+            elif name == "vqa":
+                if not examples:
+                    raise XModalError(f"--task vqa: no question-answer pairs in {', '.join(cfg.data)}")
+                tasks.append(VQATask(examples, cfg.batch_size, weight))
+            else:
+                tasks.append(CaptionTask(pairs, cfg.batch_size, weight))
+            head_config = getattr(tasks[-1], "head_config", None)
+            if head_config and name not in getattr(self.model, "heads", {}):
+                attach_heads(self.model, {name: head_config()})
+        for t in tasks:
+            if t.batches_per_epoch(self.world) == 0:
+                raise XModalError(f"task {t.name}: --batch-size {cfg.batch_size} exceeds its training data")
+        return tasks
+
+    def _features(self, pairs):
+        if not (self.cfg.cache and self.model.image_locked and self.model.text_locked):
+            return None
+        from training.features import FeatureStore
+
+        store = FeatureStore(self.model)
+        for turn in (0, 1):  # rank 0 computes and writes the cache; the others then read it
+            if (self.rank == 0) == (turn == 0):
+                store.prepare(pairs)
+            self._barrier()
+        return store
+
+    def _barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+    # --- checkpoints -------------------------------------------------------------------------------
+
+    def _save(self, step: int, loss: float, wall: float) -> None:
+        if self.rank == 0:
+            opt = self.opt.state_dict()
+            tensors = {f"opt.{i}.{k}": v for i, s in opt["state"].items() for k, v in s.items()}
+            tensors["rng.torch"] = torch.get_rng_state()
+            meta = {
+                "step": str(step),
+                "param_groups": json.dumps(opt["param_groups"]),
+                "config": json.dumps(asdict(self.cfg)),
+            }
+            self.out.mkdir(parents=True, exist_ok=True)
+            tmp = self.out / (STATE_FILE + ".tmp")
+            save_file(tensors, str(tmp), metadata=meta)
+            tmp.replace(self.out / STATE_FILE)
+            card = {
+                "data": {"corpora": self.cfg.data, "limits": self.cfg.limits, **self.data_counts},
+                "tasks": self.cfg.tasks,
+                "steps": step,
+                "total_steps": self.total,
+                "batch_size": self.cfg.batch_size,
+                "lr": self.cfg.lr,
+                "world_size": self.world,
+                "metrics": {**read_card(self.out).get("metrics", {}), "train_loss": round(loss, 4)},
+                "train_wall_s": round(wall, 1),
+            }
+            save_model(self.model, self.out, card)
+        self._barrier()
+
+    def _load_state(self) -> int:
+        path = self.out / STATE_FILE
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata()
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no iterator)
+        step = int(meta["step"])
+        if read_card(self.out).get("steps") != step:
+            raise XModalError(f"--resume: {self.out} holds an incomplete checkpoint (killed while saving)")
+        state: dict[int, dict] = {}
+        for key, value in tensors.items():
+            if key.startswith("opt."):
+                _, i, name = key.split(".", 2)
+                state.setdefault(int(i), {})[name] = value
+        self.opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+        torch.set_rng_state(tensors["rng.torch"])
+        return step
+
+    # --- loop --------------------------------------------------------------------------------------
+
+    def _batch(self, task: Task, step: int) -> dict:
+        """The task's batch for a global step: epoch and position follow from the step alone."""
+        epoch, pos = divmod(step, task.batches_per_epoch(self.world))
+        it = self._iters.get(task.name)
+        if it is None or it[0] != epoch:
+            it = self._iters[task.name] = (
+                epoch,
+                task.batches(self.rank, self.world, self.cfg.seed, epoch, pos),
+            )
+        return next(it[1])
+
+    def fit(self) -> Path:
+        """Trains to the configured number of steps; returns the model directory."""
+        cfg, model = self.cfg, self.model
+        self._iters: dict[str, tuple] = {}
+        params = [p for g in self.opt.param_groups for p in g["params"]]
+        amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        samples = sum(t.global_batch for t in self.tasks if hasattr(t, "global_batch")) or cfg.batch_size
+        bar = tqdm(total=self.total, initial=self.step, desc="train", unit="step", disable=self.rank != 0)
+        start, loss_value = time.time(), float("nan")
+        if self.step >= self.total:
+            raise XModalError(
+                f"{self.out} already trained {self.step} of {self.total} steps; nothing to resume"
+            )
+        while self.step < self.total:
+            for g in self.opt.param_groups:
+                g["lr"] = lr_at(self.step, self.total, cfg.lr, cfg.warmup)
+            with amp:
+                losses = {t.name: t.loss(model, self._batch(t, self.step)) for t in self.tasks}
+                loss = sum(t.weight * losses[t.name] for t in self.tasks)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            logged = torch.stack([loss.detach().float(), *[v.detach().float() for v in losses.values()]])
+            if self.world > 1:
+                for p in params:
+                    if p.grad is not None:
+                        dist.all_reduce(p.grad)
+                        p.grad /= self.world
+                dist.all_reduce(logged)
+                logged /= self.world
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            self.opt.step()
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, math.log(100))
+            self.step += 1
+            loss_value = logged[0].item()
+            self.last_losses = dict(zip(losses, logged[1:].tolist(), strict=True))
+            rate = samples * (self.step - bar.initial) / max(time.time() - start, 1e-9)
+            bar.set_postfix(loss=f"{loss_value:.4f}", samples_s=f"{rate:.0f}")
+            bar.update()
+            if self.step % cfg.save_every == 0 or self.step == self.total:
+                self._save(self.step, loss_value, time.time() - start)
+        bar.close()
+        self.samples_per_s = samples * (self.step - bar.initial) / max(time.time() - start, 1e-9)
+        return self.out
