@@ -41,7 +41,11 @@ class Settings(BaseSettings):
     """Everything the service reads from the environment; see .env.example for each variable."""
 
     model_config = SettingsConfigDict(
-        env_prefix="XMODAL_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+        env_prefix="XMODAL_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_ignore_empty=True,  # `XMODAL_MODEL=` in .env means "the default", not ""
+        extra="ignore",
     )
 
     home: Path = Field(default_factory=xmodal_home)  # artifacts root: models/, indexes/

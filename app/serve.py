@@ -22,15 +22,23 @@ def serve(
 ) -> None:
     """Serve the API on http://HOST:PORT (docs at /docs, metrics at /metrics)."""
     import uvicorn
+    from pydantic import ValidationError
 
     from app.config import Settings
     from app.main import create_app
+    from app.registry import Registry
+    from training.errors import XModalError
 
     overrides = dict(model=model, indexes=index or None, default_index=default_index, watch=watch)
-    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as e:
+        raise XModalError(f"bad XMODAL_* setting: {e}") from None
     if not batching:
         settings.batch.enabled = False
-    app = create_app(settings)
+    registry = Registry(settings)
+    registry.load_initial()  # here, so a missing model or index is one clear line, not a traceback
+    app = create_app(settings, registry)
     web = Path(__file__).parent / "web" / "index.html"
     typer.echo(f"xmodal serving on http://{host}:{port}" + (" (web page at /)" if web.is_file() else ""))
     uvicorn.run(app, host=host, port=port, log_level=log_level)

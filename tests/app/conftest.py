@@ -64,6 +64,9 @@ def publish_index(model_dir, media_dir, home, name="demo") -> str:
             Row(f"img{i}", "image", str(path), [f"colour {i}"], meta={"split": "test" if i % 2 else "train"})
         )
         images.append(Image.open(path))
+    # an exact duplicate of img0 under another id (what clip-retrieval's `deduplicate` removes)
+    rows.append(Row("img0-copy", "image", str(media_dir / "img0.png"), ["colour 0"], meta={"split": "train"}))
+    images.append(Image.open(media_dir / "img0.png"))
     video = media_dir / "vid0.mp4"
     frames = [Image.new("RGB", (32, 32), (255, 0, 0)), Image.new("RGB", (32, 32), (0, 0, 255))]
     rows.append(Row("vid0", "video", str(video), ["a red then blue clip"], meta={"split": "test"}))
@@ -73,7 +76,7 @@ def publish_index(model_dir, media_dir, home, name="demo") -> str:
                 "vid0", "video", str(video), ["a red then blue clip"], 1.0 * s, 1.0 * s + 1, {"split": "test"}
             )
         )
-    img_vecs = model.embed_images(images + frames).numpy()  # (8, D)
+    img_vecs = model.embed_images(images + frames).numpy()  # (9, D)
     whole = img_vecs[-2:].mean(0, keepdims=True)
     whole /= np.linalg.norm(whole)
     vecs = np.concatenate([img_vecs[:-2], whole, img_vecs[-2:]])
