@@ -19,7 +19,7 @@ import typer
 from training.cli_util import run
 from training.errors import XModalError
 
-cli = typer.Typer(no_args_is_help=False, add_completion=False)
+cli = typer.Typer(no_args_is_help=False, add_completion=False, pretty_exceptions_enable=False)
 
 TASK_NAMES = ("contrastive", "vqa", "caption")
 

@@ -232,12 +232,12 @@ class Trainer:
         params = [p for g in self.opt.param_groups for p in g["params"]]
         amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
         samples = sum(t.global_batch for t in self.tasks if hasattr(t, "global_batch")) or cfg.batch_size
-        bar = tqdm(total=self.total, initial=self.step, desc="train", unit="step", disable=self.rank != 0)
-        start, loss_value = time.time(), float("nan")
         if self.step >= self.total:
             raise XModalError(
                 f"{self.out} already trained {self.step} of {self.total} steps; nothing to resume"
             )
+        bar = tqdm(total=self.total, initial=self.step, desc="train", unit="step", disable=self.rank != 0)
+        start, first, loss_value = time.time(), self.step, float("nan")
         while self.step < self.total:
             for g in self.opt.param_groups:
                 g["lr"] = lr_at(self.step, self.total, cfg.lr, cfg.warmup)
@@ -261,11 +261,13 @@ class Trainer:
             self.step += 1
             loss_value = logged[0].item()
             self.last_losses = dict(zip(losses, logged[1:].tolist(), strict=True))
-            rate = samples * (self.step - bar.initial) / max(time.time() - start, 1e-9)
+            rate = samples * (self.step - first) / max(time.time() - start, 1e-9)
             bar.set_postfix(loss=f"{loss_value:.4f}", samples_s=f"{rate:.0f}")
             bar.update()
             if self.step % cfg.save_every == 0 or self.step == self.total:
                 self._save(self.step, loss_value, time.time() - start)
         bar.close()
-        self.samples_per_s = samples * (self.step - bar.initial) / max(time.time() - start, 1e-9)
+        if self.world > 1:
+            dist.destroy_process_group()
+        self.samples_per_s = samples * (self.step - first) / max(time.time() - start, 1e-9)
         return self.out
