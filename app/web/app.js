@@ -13,6 +13,7 @@ const els = {
   imageInput: $("#image-input"),
   imagePanel: $("#image-panel"),
   imagePreview: $("#image-preview"),
+  previewNote: $("#preview-note"),
   imageCaption: $("#image-caption"),
   vqaForm: $("#vqa-form"),
   question: $("#question"),
@@ -229,6 +230,8 @@ async function runSearch(search) {
   } catch (e) {
     if (seq !== searchSeq) return;
     els.grid.replaceChildren();
+    // The service refused the image itself: captioning and questions would fail the same way.
+    if (search.kind === "image") els.imagePanel.classList.add("failed");
     setStatus("");
     showError(e.message);
   } finally {
@@ -276,7 +279,9 @@ function useImage(file) {
   }
   currentImage = file;
   if (els.imagePreview.src) URL.revokeObjectURL(els.imagePreview.src);
-  els.imagePreview.classList.remove("unreadable");
+  els.imagePanel.classList.remove("failed");
+  els.imagePreview.hidden = false;
+  els.previewNote.hidden = true;
   els.imagePreview.src = URL.createObjectURL(file);
   els.imagePreview.alt = `Your image: ${file.name}`;
   els.answers.replaceChildren();
@@ -352,7 +357,9 @@ els.vqaForm.addEventListener("submit", askQuestion);
 els.clearImage.addEventListener("click", clearImage);
 // The browser cannot draw a broken file either; the service's error message says why.
 els.imagePreview.addEventListener("error", () => {
-  if (els.imagePreview.getAttribute("src")) els.imagePreview.classList.add("unreadable");
+  if (!els.imagePreview.getAttribute("src")) return;
+  els.imagePreview.hidden = true;
+  els.previewNote.hidden = false;
 });
 
 for (const type of ["dragenter", "dragover"]) {

@@ -1,0 +1,256 @@
+"""Browser-test fixtures: the real service on loopback (tiny model with caption and VQA heads, a tiny
+index of drawn shapes and one two-segment video) and headless Debian chromium driven by playwright.
+
+The tests skip, saying why, where chromium or playwright is missing; `make test` installs chromium
+with apt where it can.
+"""
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+INDEX_NAME = "shapes"
+IMAGES_ONLY_INDEX = "shapes-images"  # a second index, with no videos: the empty-result case
+
+# (item id, colour, shape): captions are "a <colour> <shape>".
+SHAPES = [
+    ("red-square", "red", "square"),
+    ("green-circle", "green", "circle"),
+    ("blue-triangle", "blue", "triangle"),
+    ("yellow-square", "yellow", "square"),
+    ("purple-circle", "purple", "circle"),
+    ("orange-triangle", "orange", "triangle"),
+]
+# The video: 2 s of red, then 2 s of blue, at 8 fps; one index row per 2 s segment plus the whole.
+VIDEO_FPS, VIDEO_SEGMENTS = 8, [(0.0, 2.0, "red"), (2.0, 4.0, "blue")]
+VQA_ANSWERS = ["red", "green", "blue", "yes", "no", "square", "circle"]
+
+
+def draw_shape(colour: str, shape: str, size: int = 96) -> Image.Image:
+    img = Image.new("RGB", (size, size), "white")
+    d = ImageDraw.Draw(img)
+    box = (size // 6, size // 6, size * 5 // 6, size * 5 // 6)
+    if shape == "square":
+        d.rectangle(box, fill=colour)
+    elif shape == "circle":
+        d.ellipse(box, fill=colour)
+    else:
+        d.polygon([(size // 2, box[1]), (box[2], box[3]), (box[0], box[3])], fill=colour)
+    return img
+
+
+def write_video(path: Path, size: int = 64) -> None:
+    """A VP9 WebM (every chromium build plays it) with one flat colour per segment."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libvpx-vp9", rate=VIDEO_FPS)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for start, end, colour in VIDEO_SEGMENTS:
+            for _ in range(round((end - start) * VIDEO_FPS)):
+                frame = av.VideoFrame.from_image(Image.new("RGB", (size, size), colour))
+                out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+
+
+@torch.inference_mode()
+def _embed(model, images: list[Image.Image]) -> np.ndarray:
+    batch = torch.stack([model.preprocess(im) for im in images])
+    return model.encode_image(batch, normalize=True).numpy()
+
+
+def fit_caption_head(model, images: list[Image.Image], captions: list[str], steps: int = 60) -> None:
+    """A few teacher-forced steps on the shapes, so generated captions are real words, not an
+    immediate <eos> from random weights (well under a second for this tiny head)."""
+    head = model.heads["caption"]
+    with torch.no_grad():
+        tokens = model.image_tokens(torch.stack([model.preprocess(im) for im in images]))
+    opt = torch.optim.AdamW(head.parameters(), lr=3e-3)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # ops this small run ~20x slower on 2 threads when the cores are busy
+    head.train()
+    try:
+        for _ in range(steps):
+            opt.zero_grad()
+            head.loss(tokens, captions).backward()
+            opt.step()
+    finally:
+        torch.set_num_threads(threads)
+    head.eval()
+
+
+def build_home(home: Path) -> Path:
+    """XMODAL_HOME with models/web-tiny (tiny-clip + VQA and caption heads) and two published
+    indexes; returns the model dir."""
+    from index.publish import write_version
+    from index.store import Row
+    from training.factory import create_model, save_model
+    from training.heads import attach_heads, build_vocab
+
+    torch.manual_seed(0)
+    model = create_model("tiny-clip")
+    captions = [f"a {c} {s}" for _, c, s in SHAPES] + ["a red then blue video"]
+    attach_heads(
+        model,
+        {
+            "vqa": {"answers": VQA_ANSWERS, "hidden": 32, "attn_heads": 2},
+            "caption": {
+                "vocab": build_vocab(captions),
+                "width": 32,
+                "layers": 1,
+                "attn_heads": 2,
+                "max_len": 6,
+            },
+        },
+    )
+    fit_caption_head(model, [draw_shape(c, s) for _, c, s in SHAPES], [f"a {c} {s}" for _, c, s in SHAPES])
+    model_dir = home / "models" / "web-tiny"
+    fingerprint = save_model(model.eval(), model_dir, {"note": "random towers, caption head fit to shapes"})
+
+    media = home / "media"
+    media.mkdir(parents=True)
+    rows, images = [], []
+    for item_id, colour, shape in SHAPES:
+        img = draw_shape(colour, shape)
+        img.save(media / f"{item_id}.png")
+        rows.append(Row(item_id, "image", str(media / f"{item_id}.png"), [f"a {colour} {shape}"]))
+        images.append(img)
+    video = media / "red-blue.webm"
+    write_video(video)
+    seg_images = [Image.new("RGB", (64, 64), colour) for _, _, colour in VIDEO_SEGMENTS]
+    vectors = _embed(model, images)
+    seg_vectors = _embed(model, seg_images)
+    whole = seg_vectors.mean(0, keepdims=True)
+    whole /= np.linalg.norm(whole)
+    caption = ["a red then blue video"]
+    rows.append(Row("red-blue", "video", str(video), caption))
+    rows += [Row("red-blue", "video", str(video), caption, start=s, end=e) for s, e, _ in VIDEO_SEGMENTS]
+    write_version(
+        INDEX_NAME,
+        np.concatenate([vectors, whole, seg_vectors]),
+        rows,
+        {
+            "model_fingerprint": fingerprint,
+            "corpus": "web-test",
+            "max_rows_per_item": 1 + len(VIDEO_SEGMENTS),
+        },
+        factory="Flat",
+        root=home / "indexes",
+    )
+    write_version(
+        IMAGES_ONLY_INDEX,
+        vectors[:2],
+        rows[:2],
+        {"model_fingerprint": fingerprint, "corpus": "web-test"},
+        factory="Flat",
+        root=home / "indexes",
+    )
+    return model_dir
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def service_url(tmp_path_factory):
+    """Base URL of the real xmodal service, started in a thread with uvicorn on a free loopback port."""
+    import uvicorn
+
+    from app.config import Settings
+    from app.main import create_app
+
+    home = tmp_path_factory.mktemp("web-home")
+    model_dir = build_home(home)
+    settings = Settings(home=home, model=str(model_dir), default_index=INDEX_NAME)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or not thread.is_alive():
+            server.should_exit = True
+            pytest.fail("xmodal service did not become ready within 60 s")
+        time.sleep(0.1)
+    yield url
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian chromium (never a playwright-downloaded browser)."""
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (`make test` does, as root)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page_at(browser, service_url):
+    """Opens the page at a viewport size; fails the test on any uncaught JavaScript error."""
+    contexts, errors = [], []
+
+    def open_page(width: int = 1280, height: int = 900):
+        ctx = browser.new_context(viewport={"width": width, "height": height})
+        contexts.append(ctx)
+        page = ctx.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(service_url + "/")
+        page.wait_for_function("document.querySelector('#index-select').options.length > 0")
+        return page
+
+    yield open_page
+    for ctx in contexts:
+        ctx.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def image_files(tmp_path_factory) -> dict[str, Path]:
+    """Upload files: a drawn shape (not in the index), a frame of the video's second segment and a
+    broken 'PNG'."""
+    d = tmp_path_factory.mktemp("uploads")
+    good, frame, broken = d / "query-red-circle.png", d / "video-frame.png", d / "broken.png"
+    draw_shape("red", "circle", 80).save(good)
+    Image.new("RGB", (64, 64), VIDEO_SEGMENTS[1][2]).save(frame)
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"definitely not the rest of a PNG" * 4)
+    return {"good": good, "frame": frame, "broken": broken}
