@@ -1,10 +1,198 @@
-"""Placeholder: this subcommand arrives with its issue."""
+"""`xmodal eval --model DIR`: retrieval recall and prompt classification, printed and merged into card.json.
 
+Reusable pieces (the heads add VQA and caption metrics through training.heads.evaluate):
+
+    retrieval_recall(img (N, D), txt (M, D), relevant (M, N) bool, ks)   -> {"t2i_R@1": ..., "i2t_R@1": ...}
+    prompt_accuracy(img (N, D), class_emb (C, D), labels (N,))          -> accuracy
+    embed_items(model, keyed_images)                                    -> (N, D); locked towers: cached
+    evaluate_retrieval(model, "openclipart"), evaluate_classification(model, "fashion-mnist")
+
+Fashion-MNIST accuracy by class prompts is *zero-shot* only for a model that never trained on it;
+otherwise it is named "prompt classification on a held-out split" (DESIGN.md, "Honest evaluation").
+"""
+
+from pathlib import Path
+
+import torch
 import typer
+from tqdm import tqdm
 
-cli = typer.Typer(no_args_is_help=False)
+from training.cli_util import run
+from training.errors import XModalError
+from training.model import XModalModel
+
+cli = typer.Typer(no_args_is_help=False, add_completion=False, pretty_exceptions_enable=False)
 
 
-@cli.callback(invoke_without_command=True)
-def _not_built() -> None:
-    raise typer.Exit(print("not built yet") or 1)
+def retrieval_recall(img: torch.Tensor, txt: torch.Tensor, relevant: torch.Tensor, ks=(1, 5, 10)) -> dict:
+    """Recall@k both ways. `relevant[q, i]` says text q describes image i (a title shared by several
+    test images makes each of them a hit). t2i: fraction of texts with a relevant image in the top k;
+    i2t: fraction of images with a relevant text in the top k."""
+    sims = txt @ img.T  # (M, N)
+    out = {}
+    for k in ks:
+        top_i = sims.topk(min(k, sims.shape[1]), dim=1).indices  # (M, k)
+        out[f"t2i_R@{k}"] = relevant.gather(1, top_i).any(1).float().mean().item()
+        top_t = sims.T.topk(min(k, sims.shape[0]), dim=1).indices  # (N, k)
+        out[f"i2t_R@{k}"] = relevant.T.gather(1, top_t).any(1).float().mean().item()
+    return out
+
+
+def prompt_accuracy(img: torch.Tensor, class_emb: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of images whose most similar class embedding is their label."""
+    return (img @ class_emb.T).argmax(1).eq(labels).float().mean().item()
+
+
+@torch.no_grad()
+def embed_items(model: XModalModel, keyed_images: dict[str, object], batch_size: int = 64) -> torch.Tensor:
+    """(N, D) normalised image embeddings in key order; locked image towers go through the feature cache."""
+    from training.tasks import load_rgb
+
+    model.eval()
+    keys = list(keyed_images)
+    if model.image_locked:
+        from training.features import FeatureStore
+
+        store = FeatureStore(model, batch_size=batch_size)
+        store.prepare_images(keyed_images)
+        feats = store.images(keys)
+        return torch.cat(
+            [
+                model.image_head(feats[i : i + 4096].to(model.device), normalize=True).cpu()
+                for i in range(0, len(keys), 4096)
+            ]
+        )
+    out = []
+    for i in tqdm(range(0, len(keys), batch_size), desc="embed images", unit="batch"):
+        pix = torch.stack([model.preprocess(load_rgb(keyed_images[k])) for k in keys[i : i + batch_size]])
+        out.append(model.encode_image(pix.to(model.device), normalize=True).float().cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def embed_texts(model: XModalModel, texts: list[str], batch_size: int = 256) -> torch.Tensor:
+    return torch.cat([model.embed_texts(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)])
+
+
+def _split_items(corpus: str, split: str, limit: int | None):
+    from training.data.corpora import corpus_manifest
+    from training.data.manifest import load_manifest, media_path
+
+    manifest = corpus_manifest(corpus)
+    items = [it for it in load_manifest(manifest, (split,)) if it.media == "image"]
+    if limit is not None and limit < len(items):
+        g = torch.Generator().manual_seed(0)
+        items = [items[i] for i in sorted(torch.randperm(len(items), generator=g)[:limit].tolist())]
+    if not items:
+        raise XModalError(f"corpus {corpus!r} has no {split} images to evaluate on")
+    return [(f"{manifest.parent.name}/{it.id}", media_path(manifest, it), it) for it in items]
+
+
+def evaluate_retrieval(
+    model: XModalModel, corpus: str = "openclipart", split: str = "test", limit: int | None = None
+) -> dict:
+    """Text<->image recall@1/5/10 with each item's first caption as its query; reports the gallery."""
+    items = [x for x in _split_items(corpus, split, limit) if x[2].captions]
+    queries = sorted({it.captions[0].strip().lower() for _, _, it in items})
+    index = {q: n for n, q in enumerate(queries)}
+    relevant = torch.zeros(len(queries), len(items), dtype=torch.bool)
+    for i, (_, _, it) in enumerate(items):
+        relevant[index[it.captions[0].strip().lower()], i] = True
+    img = embed_items(model, {key: path for key, path, _ in items})
+    txt = embed_texts(model, queries)
+    metrics = retrieval_recall(img, txt, relevant)
+    return {**{k: round(v, 4) for k, v in metrics.items()}, "gallery": len(items), "queries": len(queries)}
+
+
+def evaluate_classification(
+    model: XModalModel, corpus: str = "fashion-mnist", split: str = "test", limit: int | None = None
+) -> dict:
+    """Accuracy of nearest class prompt. A class's prompts are the distinct captions of its items
+    (the corpus's caption templates); its embedding is their normalised mean."""
+    items = _split_items(corpus, split, limit)
+    missing = [key for key, _, it in items if "label" not in it.meta]
+    if missing:
+        raise XModalError(f"corpus {corpus!r}: item {missing[0]} has no meta.label to classify by")
+    classes = sorted({it.meta["label"] for _, _, it in items})
+    prompts = {
+        c: sorted({cap for _, _, it in items if it.meta["label"] == c for cap in it.captions})
+        for c in classes
+    }
+    if any(not p for p in prompts.values()):
+        prompts = {c: p or [f"a photo of a {c}."] for c, p in prompts.items()}
+    class_emb = torch.stack(
+        [torch.nn.functional.normalize(embed_texts(model, prompts[c]).mean(0), dim=0) for c in classes]
+    )
+    labels = torch.tensor([classes.index(it.meta["label"]) for _, _, it in items])
+    img = embed_items(model, {key: path for key, path, _ in items})
+    return {
+        "accuracy": round(prompt_accuracy(img, class_emb, labels), 4),
+        "images": len(items),
+        "classes": len(classes),
+    }
+
+
+def evaluate_model(
+    model: XModalModel,
+    card: dict,
+    retrieval: str = "openclipart",
+    classify: str = "fashion-mnist",
+    limit: int | None = None,
+) -> dict:
+    """Every metric for card.json["metrics"], named honestly given the model's training data."""
+    trained_on = set(card.get("data", {}).get("corpora", []))
+    cls_name = "prompt_classification_heldout" if classify in trained_on else "zero_shot"
+    out = {
+        f"{retrieval}/test": evaluate_retrieval(model, retrieval, limit=limit),
+        f"{classify}/test/{cls_name}": evaluate_classification(model, classify, limit=limit),
+    }
+    if getattr(model, "heads", None):
+        from training.data.corpora import corpus_manifest
+        from training.heads.evaluate import evaluate_heads
+
+        manifests = {}
+        for name in ("easy-vqa", "openclipart"):
+            try:
+                manifests[name] = corpus_manifest(name)
+            except XModalError:
+                continue
+        out["heads"] = evaluate_heads(model, manifests)
+    return out
+
+
+def format_table(metrics: dict) -> str:
+    """One row per evaluation, one column per metric."""
+    lines = []
+    for name, values in metrics.items():
+        if isinstance(values, dict):
+            cells = "  ".join(
+                f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()
+            )
+            lines.append(f"{name:<44} {cells}")
+    return "\n".join(lines)
+
+
+@cli.command()
+def evaluate(
+    model: str = typer.Option(..., help="Model directory (or a registry name: untrained heads)."),
+    retrieval: str = typer.Option("openclipart", help="Corpus for text<->image recall (its test split)."),
+    classify: str = typer.Option("fashion-mnist", help="Labelled corpus for prompt classification."),
+    limit: int = typer.Option(None, help="Evaluate on at most N test images per corpus (seeded sample)."),
+    write: bool = typer.Option(True, help="Merge the metrics into the model's card.json."),
+) -> None:
+    """Evaluate a model: retrieval recall and prompt classification."""
+    from training.factory import load_model, read_card, write_card
+
+    if limit is not None and limit < 1:
+        raise XModalError(f"--limit must be positive, got {limit}")
+    m = load_model(model)
+    card = read_card(model) if Path(model).is_dir() else {}
+    metrics = evaluate_model(m, card, retrieval, classify, limit)
+    typer.echo(format_table(metrics))
+    if write and Path(model).is_dir():
+        write_card(model, {"metrics": {**card.get("metrics", {}), **metrics}})
+
+
+def main(argv: list[str] | None = None):
+    """Entry point for tests: `main(["--model", dir])`."""
+    return run(cli, argv)

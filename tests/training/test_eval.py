@@ -1,0 +1,68 @@
+"""Evaluation: recall and prompt accuracy against brute-force references; `xmodal eval` on a tiny model."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.training.synthetic import make_corpus
+from training.errors import XModalError
+from training.evaluate import main, prompt_accuracy, retrieval_recall
+from training.factory import create_model, read_card, save_model
+
+
+def _reference_recall(img, txt, relevant, k):
+    t2i = i2t = 0
+    for q in range(txt.shape[0]):
+        ranked = sorted(range(img.shape[0]), key=lambda i: -float(txt[q] @ img[i]))
+        t2i += any(relevant[q, i] for i in ranked[:k])
+    for i in range(img.shape[0]):
+        ranked = sorted(range(txt.shape[0]), key=lambda q: -float(txt[q] @ img[i]))
+        i2t += any(relevant[q, i] for q in ranked[:k])
+    return t2i / txt.shape[0], i2t / img.shape[0]
+
+
+def test_retrieval_recall_matches_brute_force():
+    g = torch.Generator().manual_seed(2)
+    img = F.normalize(torch.randn(30, 8, generator=g), dim=-1)
+    txt = F.normalize(torch.randn(20, 8, generator=g), dim=-1)
+    relevant = torch.zeros(20, 30, dtype=torch.bool)
+    for i in range(30):  # every image has one text; some texts describe two images
+        relevant[i % 20, i] = True
+    got = retrieval_recall(img, txt, relevant, ks=(1, 5, 10))
+    for k in (1, 5, 10):
+        t2i, i2t = _reference_recall(img, txt, relevant, k)
+        assert got[f"t2i_R@{k}"] == pytest.approx(t2i) and got[f"i2t_R@{k}"] == pytest.approx(i2t)
+
+
+def test_prompt_accuracy_matches_loop():
+    g = torch.Generator().manual_seed(4)
+    img, cls = torch.randn(50, 6, generator=g), torch.randn(5, 6, generator=g)
+    labels = torch.randint(0, 5, (50,), generator=g)
+    expected = (
+        sum(int(max(range(5), key=lambda c: float(img[n] @ cls[c])) == labels[n]) for n in range(50)) / 50
+    )
+    assert prompt_accuracy(img, cls, labels) == pytest.approx(expected)
+
+
+def test_eval_cli_writes_card_and_names_the_metric(tmp_path, capsys):
+    make_corpus("shapes")
+    out = tmp_path / "m"
+    save_model(
+        create_model("tiny-lit"), out, {"data": {"corpora": ["shapes"]}, "metrics": {"train_loss": 1.0}}
+    )
+    main(["--model", str(out), "--retrieval", "shapes", "--classify", "shapes"])
+    metrics = read_card(out)["metrics"]
+    assert metrics["train_loss"] == 1.0  # merged, not replaced
+    retrieval = metrics["shapes/test"]
+    assert retrieval["gallery"] == 12 and retrieval["queries"] == 12
+    assert 0 <= retrieval["t2i_R@1"] <= retrieval["t2i_R@5"] <= retrieval["t2i_R@10"] <= 1
+    # trained on "shapes", so its prompt accuracy there is not zero-shot
+    assert "shapes/test/prompt_classification_heldout" in metrics
+    assert metrics["shapes/test/prompt_classification_heldout"]["classes"] == 3
+    assert "t2i_R@10" in capsys.readouterr().out
+
+
+def test_eval_missing_corpus_is_a_clear_error(tmp_path):
+    save_model(create_model("tiny-lit"), tmp_path / "m")
+    with pytest.raises(XModalError, match="corpus 'openclipart' is not prepared"):
+        main(["--model", str(tmp_path / "m")])
