@@ -1,10 +1,71 @@
-"""Placeholder: this subcommand arrives with its issue."""
+"""`xmodal demo`: the embedded default, end to end, idempotent.
+
+1. prepare the five real corpora (skips finished items),
+2. train the default model into XMODAL_HOME/models/default unless it is there,
+3. build the `demo` index (openclipart + photos + videos) unless CURRENT was embedded by that model,
+4. serve the API and the web page.
+
+Each step is the same code path as its own subcommand; re-running after an interruption resumes.
+"""
+
+import json
 
 import typer
 
-cli = typer.Typer(no_args_is_help=False)
+from training.cli_util import run
+from training.home import indexes_dir, models_dir
+
+cli = typer.Typer(no_args_is_help=False, pretty_exceptions_enable=False)
+
+DEMO_INDEX = "demo"
+DEMO_CORPORA = "openclipart,photos,videos"
+
+
+def _index_fingerprint(name: str) -> str | None:
+    current = indexes_dir() / name / "CURRENT"
+    if not current.is_file():
+        return None
+    manifest = indexes_dir() / name / current.read_text().strip() / "manifest.json"
+    return json.loads(manifest.read_text()).get("model_fingerprint") if manifest.is_file() else None
 
 
 @cli.callback(invoke_without_command=True)
-def _not_built() -> None:
-    raise typer.Exit(print("not built yet") or 1)
+def demo(
+    host: str = typer.Option("127.0.0.1", help="interface to bind; 0.0.0.0 exposes the service"),
+    port: int = typer.Option(8000, help="TCP port"),
+    serve: bool = typer.Option(True, help="--no-serve: prepare, train and index, then stop"),
+) -> None:
+    """Prepare corpora, train the default model, index the demo corpus and serve it."""
+    from index.cli import main as index_main
+    from training.data.cli import main as data_main
+    from training.factory import read_card
+    from training.train import main as train_main
+
+    typer.secho("[1/4] corpora", bold=True)
+    data_main(["prepare", "all"])
+
+    model_dir = models_dir() / "default"
+    card = read_card(model_dir)
+    if card.get("fingerprint") and card.get("complete", True):
+        typer.secho(f"[2/4] default model present: {model_dir} ({card['fingerprint']})", bold=True)
+    else:
+        typer.secho("[2/4] training the default model (about 15 minutes on 2 cores)", bold=True)
+        train_main(["--preset", "default", "--out", str(model_dir)])
+        card = read_card(model_dir)
+
+    if _index_fingerprint(DEMO_INDEX) == card.get("fingerprint"):
+        typer.secho(f"[3/4] index '{DEMO_INDEX}' is current for this model", bold=True)
+    else:
+        typer.secho(f"[3/4] indexing {DEMO_CORPORA} into '{DEMO_INDEX}'", bold=True)
+        index_main(["build", "--model", str(model_dir), "--corpus", DEMO_CORPORA, "--name", DEMO_INDEX])
+
+    if not serve:
+        return
+    from app.serve import main as serve_main
+
+    typer.secho("[4/4] serving", bold=True)
+    serve_main(["--model", str(model_dir), "--index", DEMO_INDEX, "--host", host, "--port", str(port)])
+
+
+def main(argv: list[str] | None = None):
+    return run(cli, argv)
