@@ -220,14 +220,17 @@ def browser():
 
 @pytest.fixture
 def page_at(browser, service_url):
-    """Opens the page at a viewport size; fails the test on any uncaught JavaScript error."""
-    contexts, errors = [], []
+    """Opens the page at a viewport size. Fails the test on an uncaught JavaScript error, on a request
+    that leaves the service (a CDN, a font), on an API call outside /v1, or on a failed static file."""
+    contexts, errors, requests, failed = [], [], [], []
 
     def open_page(width: int = 1280, height: int = 900):
         ctx = browser.new_context(viewport={"width": width, "height": height})
         contexts.append(ctx)
         page = ctx.new_page()
         page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append((r.resource_type, r.url)))
+        page.on("response", lambda r: r.status == 404 and failed.append(r.url))
         page.goto(service_url + "/")
         page.wait_for_function("document.querySelector('#index-select').options.length > 0")
         return page
@@ -236,6 +239,11 @@ def page_at(browser, service_url):
     for ctx in contexts:
         ctx.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not failed, f"not found: {failed}"
+    outside = [u for _, u in requests if not u.startswith((service_url + "/", "blob:", "data:"))]
+    assert not outside, f"the page fetched from outside the service: {outside}"
+    calls = [u for kind, u in requests if kind in ("fetch", "xhr")]
+    assert all(u.startswith(service_url + "/v1/") for u in calls), f"API calls outside /v1: {calls}"
 
 
 @pytest.fixture(scope="session")
