@@ -59,11 +59,13 @@ def write_version(
     factory: str = "auto",
     root: Path | None = None,
     publish: bool = True,
+    extra_files: dict[str, str] | None = None,
 ) -> Path:
     """Builds the FAISS index over `vectors` (N, D), writes a new version and (by default) publishes it.
 
     `manifest` supplies model_fingerprint, corpus and anything else to record; count, dim, factory,
-    search params and created are filled in here. Returns the version directory."""
+    search params and created are filled in here; `extra_files` (name -> text, e.g. the job report)
+    are written into the version too. Returns the version directory."""
     if len(vectors) != len(rows):
         raise ValueError(f"{len(vectors)} vectors but {len(rows)} rows")
     if len(rows) == 0:
@@ -93,6 +95,8 @@ def write_version(
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "faiss_build_s": round(build_s, 3),
         }
+        for fname, text in (extra_files or {}).items():
+            (tmp / fname).write_text(text)
         (tmp / "manifest.json").write_text(json.dumps(full, indent=2))
         version = _rename_to_next_version(tmp, d)
     except BaseException:

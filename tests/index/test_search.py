@@ -8,6 +8,7 @@ import pytest
 from index.publish import write_version
 from index.search import check_compatible, list_indexes, open_index
 from index.store import Row
+from tests.index.helpers import brute_force
 from training.errors import XModalError
 
 DIM = 16
@@ -52,28 +53,12 @@ def _publish(name="t", factory="Flat", **kw):
     return rows, vecs
 
 
-def _reference(rows, vecs, q, k, keep=lambda r: True):
-    """Brute force: score every row, each item scored by its best row, best segment's times."""
-    scores = vecs @ q
-    best: dict[str, tuple[float, Row]] = {}
-    seg: dict[str, tuple[float, Row]] = {}
-    for r, s in zip(rows, scores, strict=True):
-        if not keep(r):
-            continue
-        if r.item_id not in best or s > best[r.item_id][0]:
-            best[r.item_id] = (s, r)
-        if r.start is not None and (r.item_id not in seg or s > seg[r.item_id][0]):
-            seg[r.item_id] = (s, r)
-    ranked = sorted(best.items(), key=lambda kv: -kv[1][0])[:k]
-    return [(item, s, seg[item][1].start if item in seg else None) for item, (s, _) in ranked]
-
-
 def test_search_matches_brute_force_with_one_hit_per_video():
     rows, vecs = _publish()
     idx = open_index("t")
     queries = _unit(np.random.default_rng(1).normal(size=(8, DIM)))
     for q, hits in zip(queries, idx.search(queries, k=10), strict=True):
-        ref = _reference(rows, vecs, q, 10)
+        ref = brute_force(vecs, rows, q, 10)
         assert [h.item_id for h in hits] == [r[0] for r in ref]
         np.testing.assert_allclose([h.score for h in hits], [r[1] for r in ref], rtol=1e-5)
         assert [h.start for h in hits] == [r[2] for r in ref]
@@ -92,7 +77,7 @@ def test_filters_apply_before_k():
     ]
     for kwargs, keep in cases:
         for qi, hits in zip(q, idx.search(q, k=5, **kwargs), strict=True):
-            assert [h.item_id for h in hits] == [r[0] for r in _reference(rows, vecs, qi, 5, keep)]
+            assert [h.item_id for h in hits] == [r[0] for r in brute_force(vecs, rows, qi, 5, keep)]
     assert idx.search(q, k=5, where={"split": "nope"}) == [[], [], []]
 
 
@@ -105,7 +90,7 @@ def test_filter_by_overfetching_the_ann_index(monkeypatch):
     q = _unit(np.random.default_rng(3).normal(size=(4, DIM)))
     for qi, hits in zip(q, idx.search(q, k=4, media="video"), strict=True):
         assert [h.item_id for h in hits] == [
-            r[0] for r in _reference(rows, vecs, qi, 4, lambda r: r.media == "video")
+            r[0] for r in brute_force(vecs, rows, qi, 4, lambda r: r.media == "video")
         ]
 
 

@@ -1,0 +1,196 @@
+"""Readers: every source an index can be built from, turned into one list of `Record`s.
+
+    --manifest FILE         a JSONL manifest (training/data/manifest.py)
+    --corpus NAME[,NAME]    prepared corpora (XMODAL_HOME/corpora/<name>/manifest.jsonl); ids get "<name>/"
+    --dir DIR               image and video files under DIR; caption from a sibling .txt; id = relative path
+    --shards 'x-{000..009}.tar'  webdataset-style tars (key.jpg + key.txt/.json); members are extracted
+                                 once into a media cache so the service can serve them by path
+
+Records carry absolute paths; decoding happens later, in DataLoader workers (index/embed.py).
+"""
+
+import itertools
+import json
+import re
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from training.errors import InputFileError, XModalError
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".ogv"}
+
+
+@dataclass
+class Record:
+    item_id: str
+    path: str  # absolute media path
+    media: str  # "image" | "video"
+    captions: list[str] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+
+def media_kind(path: str | Path) -> str | None:
+    ext = Path(path).suffix.lower()
+    return "image" if ext in IMAGE_EXTS else "video" if ext in VIDEO_EXTS else None
+
+
+def read_manifest_records(path: Path, prefix: str = "") -> list[Record]:
+    """Records of a manifest; bad lines raise InputFileError naming file and line."""
+    from training.data.manifest import media_path, read_manifest
+
+    return [
+        Record(
+            prefix + it.id,
+            str(media_path(path, it).resolve()),
+            it.media,
+            list(it.captions),
+            {**it.meta, "split": it.split},
+        )
+        for it in read_manifest(path)
+    ]
+
+
+def read_corpus_records(names: str) -> list[Record]:
+    """Records of one or more prepared corpora, ids prefixed by the corpus name when several."""
+    from training.data.corpora import corpus_manifest
+
+    parts = [n.strip() for n in names.split(",") if n.strip()]
+    if not parts:
+        raise XModalError("--corpus: give one or more corpus names, e.g. --corpus photos,videos")
+    records = []
+    for name in parts:
+        for r in read_manifest_records(corpus_manifest(name), prefix=f"{name}/" if len(parts) > 1 else ""):
+            r.meta.setdefault("corpus", name)
+            records.append(r)
+    return records
+
+
+def read_dir_records(root: Path) -> list[Record]:
+    """Every image/video file under `root` (sorted); `foo.txt` beside `foo.jpg` gives its caption."""
+    if not root.is_dir():
+        raise XModalError(f"--dir {root}: not a directory")
+    records = []
+    for p in sorted(root.rglob("*")):
+        kind = media_kind(p)
+        if kind is None or not p.is_file():
+            continue
+        txt = p.with_suffix(".txt")
+        captions = (
+            [line.strip() for line in txt.read_text().splitlines() if line.strip()] if txt.is_file() else []
+        )
+        rel = p.relative_to(root).as_posix()
+        records.append(Record(rel, str(p.resolve()), kind, captions, {"folder": str(Path(rel).parent)}))
+    if not records:
+        raise XModalError(f"--dir {root}: no image or video files found")
+    return records
+
+
+def expand_braces(pattern: str) -> list[str]:
+    """'x-{000..002}.tar' -> ['x-000.tar', 'x-001.tar', 'x-002.tar'] (webdataset's brace ranges)."""
+    m = re.search(r"\{(\d+)\.\.(\d+)\}", pattern)
+    if not m:
+        return [pattern]
+    lo, hi = m.group(1), m.group(2)
+    width = len(lo) if lo.startswith("0") else 0
+    head, tail = pattern[: m.start()], pattern[m.end() :]
+    return list(
+        itertools.chain.from_iterable(
+            expand_braces(f"{head}{str(i).zfill(width)}{tail}") for i in range(int(lo), int(hi) + 1)
+        )
+    )
+
+
+def read_shard_records(pattern: str, cache: Path) -> list[Record]:
+    """Samples from webdataset-style tars: members sharing a key (name up to the first dot) form one
+    sample; the media member is extracted under `cache/<shard>/`; .txt gives captions, .json meta
+    (its "caption"/"captions" fields become captions)."""
+    records = []
+    for shard in map(Path, expand_braces(pattern)):
+        if not shard.is_file():
+            raise XModalError(f"--shards: {shard} not found (pattern {pattern!r})")
+        try:
+            with tarfile.open(shard) as tar:
+                samples: dict[str, dict[str, tarfile.TarInfo]] = {}
+                for m in tar.getmembers():
+                    if m.isfile():
+                        key, _, ext = m.name.partition(".")
+                        samples.setdefault(key, {})["." + ext.lower()] = m
+                out_dir = cache / shard.stem
+                for key, members in samples.items():
+                    media = next((e for e in members if media_kind("x" + e)), None)
+                    if media is None:
+                        continue
+                    dest = out_dir / (key + media)
+                    if not dest.is_file():
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        tmp = dest.with_name(dest.name + ".part")
+                        tmp.write_bytes(tar.extractfile(members[media]).read())
+                        tmp.replace(dest)
+                    captions, meta = [], {"shard": shard.name}
+                    if ".txt" in members:
+                        text = tar.extractfile(members[".txt"]).read().decode("utf-8", "replace")
+                        captions = [line.strip() for line in text.splitlines() if line.strip()]
+                    if ".json" in members:
+                        try:
+                            extra = json.loads(tar.extractfile(members[".json"]).read())
+                        except json.JSONDecodeError as e:
+                            raise InputFileError(
+                                shard, None, f"{members['.json'].name}: invalid JSON ({e})"
+                            ) from None
+                        if isinstance(extra, dict):
+                            caps = extra.pop("captions", None) or [extra.pop("caption", None)]
+                            captions = captions or [c for c in caps if c]
+                            meta.update(extra)
+                    records.append(
+                        Record(f"{shard.stem}/{key}", str(dest.resolve()), media_kind(dest), captions, meta)
+                    )
+        except tarfile.TarError as e:
+            raise InputFileError(shard, None, f"not a readable tar shard ({e})") from None
+    return records
+
+
+def read_sources(
+    manifest: Path | None = None,
+    corpus: str | None = None,
+    directory: Path | None = None,
+    shards: str | None = None,
+    cache: Path | None = None,
+) -> tuple[list[Record], list[str]]:
+    """Records from exactly one source option, and a description of it for manifest.json.
+    Duplicate ids raise XModalError (an index holds each item once)."""
+    given = [
+        (k, v)
+        for k, v in (
+            ("--manifest", manifest),
+            ("--corpus", corpus),
+            ("--dir", directory),
+            ("--shards", shards),
+        )
+        if v
+    ]
+    if len(given) != 1:
+        raise XModalError(
+            "give exactly one of --manifest, --corpus, --dir, --shards"
+            + (f" (got {', '.join(k for k, _ in given)})" if given else "")
+        )
+    if manifest:
+        records, desc = read_manifest_records(Path(manifest)), [f"manifest:{Path(manifest).resolve()}"]
+    elif corpus:
+        records, desc = (
+            read_corpus_records(corpus),
+            [f"corpus:{n.strip()}" for n in corpus.split(",") if n.strip()],
+        )
+    elif directory:
+        records, desc = read_dir_records(Path(directory)), [f"dir:{Path(directory).resolve()}"]
+    else:
+        if cache is None:
+            raise ValueError("shards need a media cache dir")
+        records, desc = read_shard_records(shards, cache), [f"shards:{shards}"]
+    seen: set[str] = set()
+    for r in records:
+        if r.item_id in seen:
+            raise XModalError(f"duplicate item id {r.item_id!r} in {desc[0]}")
+        seen.add(r.item_id)
+    return records, desc
