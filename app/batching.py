@@ -1,10 +1,11 @@
 """Micro-batching across requests: one worker thread per model function, futures on the event loop.
 
 A request handler awaits `batcher.submit(model, item)`. The worker thread takes the first waiting
-item, waits up to `max_wait_ms` for more (up to `max_batch_size`), runs the pipeline's three stages
-(`preprocess` per item, one batched `_forward` under `torch.inference_mode`, `postprocess` per row)
-and resolves each request's future. Items are grouped by the model they were submitted with, so a
-request that started before a hot-swap finishes on the old model.
+item, waits up to `max_wait_ms` for more (up to `max_batch_size`; a lone request does not wait),
+runs the pipeline's three stages (`preprocess` per item, one batched `_forward` under
+`torch.inference_mode`, `postprocess` per row) and resolves each request's future. Items are
+grouped by the model they were submitted with, so a request that started before a hot-swap
+finishes on the old model.
 """
 
 import asyncio
@@ -73,6 +74,7 @@ class MicroBatcher:
         self.timeout_s = timeout_s
         self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=max_queue)
         self._stopping = False
+        self._last_size = 1
         self._thread = threading.Thread(target=self._run, name=f"batcher-{pipeline.name}", daemon=True)
         self._thread.start()
         self.batches_run = 0  # forward passes so far (tests check that requests share them)
@@ -102,7 +104,10 @@ class MicroBatcher:
 
     def _take_batch(self, first: _Job) -> tuple[list[_Job], _Job | None]:
         """`first` plus whatever arrives within max_wait (same model only); also a job for the next batch."""
-        batch, deadline = [first], time.perf_counter() + self.max_wait_s
+        # Wait for company only while requests overlap (the last batch had several): a lone client
+        # gets no added latency, and under load batches fill from what queued during the last forward.
+        wait = self.max_wait_s if self._last_size > 1 or not self._queue.empty() else 0.0
+        batch, deadline = [first], time.perf_counter() + wait
         while len(batch) < self.max_batch_size:
             remaining = deadline - time.perf_counter()
             try:
@@ -124,6 +129,7 @@ class MicroBatcher:
             if first is None:
                 return
             batch, carry = self._take_batch(first)
+            self._last_size = len(batch)
             batch = [j for j in batch if not j.future.done()]  # drop requests that timed out meanwhile
             if batch:
                 self._process(batch)

@@ -1,7 +1,7 @@
 """Route dependencies as `Annotated` aliases; tests replace them with `app.dependency_overrides`."""
 
 import hmac
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -11,20 +11,23 @@ from app.inference import Encoders
 from app.media import BadInputError
 from app.registry import Registry, ServingState
 
+# Dependencies are `async def` although they do not await: FastAPI runs plain `def` dependencies in
+# its thread pool, a hop per dependency per request that costs more than the work on a busy host.
 
-def get_settings(request: Request) -> Settings:
+
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_registry(request: Request) -> Registry:
+async def get_registry(request: Request) -> Registry:
     return request.app.state.registry
 
 
-def get_encoders(request: Request) -> Encoders:
+async def get_encoders(request: Request) -> Encoders:
     return request.app.state.encoders
 
 
-def get_serving(registry: Annotated[Registry, Depends(get_registry)]) -> Iterator[ServingState]:
+async def get_serving(registry: Annotated[Registry, Depends(get_registry)]) -> AsyncIterator[ServingState]:
     """The current model + indexes, held until the response is done (a hot-swap does not close them)."""
     with registry.acquire() as state:
         yield state
@@ -42,7 +45,7 @@ def _bearer(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def require_api_key(request: Request, settings: SettingsDep) -> None:
+async def require_api_key(request: Request, settings: SettingsDep) -> None:
     """Query routes: when XMODAL_API_KEYS is set, `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
     if not settings.api_keys:
         return
@@ -53,7 +56,7 @@ def require_api_key(request: Request, settings: SettingsDep) -> None:
         )
 
 
-def require_admin(request: Request, settings: SettingsDep) -> None:
+async def require_admin(request: Request, settings: SettingsDep) -> None:
     """Admin routes: disabled without XMODAL_ADMIN_TOKEN; with it, `Authorization: Bearer <token>`."""
     if settings.admin_token is None:
         raise HTTPException(403, "admin routes are disabled: set XMODAL_ADMIN_TOKEN to enable them")

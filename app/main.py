@@ -64,6 +64,37 @@ async def _unexpected(request: Request, e: Exception) -> JSONResponse:
     )
 
 
+class ObserveMiddleware:
+    """Pure ASGI: refuses bodies over `body_limit` by Content-Length (before reading them) and records
+    request latency by route template. (No BaseHTTPMiddleware: it costs a task per request.)"""
+
+    def __init__(self, app, body_limit: int):
+        self.app, self.body_limit = app, body_limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.body_limit:
+            detail = f"body: {int(length)} bytes is over the limit of {self.body_limit} bytes"
+            return await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+        t0, status = time.perf_counter(), 500
+
+        async def send_and_note(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            metrics.REQUEST_LATENCY.labels(scope["method"], route, str(status)).observe(
+                time.perf_counter() - t0
+            )
+
+
 def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
     """The service. `registry` may come preloaded (tests); otherwise the lifespan loads
     XMODAL_MODEL and the indexes in a worker thread before the first request is served."""
@@ -72,6 +103,10 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        if settings.torch_threads is not None:
+            import torch
+
+            torch.set_num_threads(settings.torch_threads)
         if registry.state is None:
             await asyncio.to_thread(registry.load_initial)
         app.state.encoders = Encoders(settings.batch)
@@ -97,24 +132,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.add_exception_handler(XModalError, _xmodal_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)
-    body_limit = settings.limits.max_upload_bytes * 4 // 3 + 64 * 1024  # base64 JSON plus form overhead
-
-    @app.middleware("http")
-    async def observe(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > body_limit:
-            return JSONResponse(
-                {"detail": f"body: {length} bytes is over the limit of {body_limit} bytes"}, status_code=413
-            )
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.REQUEST_LATENCY.labels(request.method, path, str(response.status_code)).observe(
-            time.perf_counter() - t0
-        )
-        return response
-
+    app.add_middleware(ObserveMiddleware, body_limit=settings.limits.max_upload_bytes * 4 // 3 + 64 * 1024)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"])
     query_auth = [Depends(require_api_key)]  # no-op unless XMODAL_API_KEYS is set

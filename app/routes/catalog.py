@@ -34,7 +34,7 @@ def index_info(index) -> IndexInfo:
 
 
 @router.get("/v1/indexes", response_model=IndexesResponse)
-def indexes(state: ServingDep) -> IndexesResponse:
+async def indexes(state: ServingDep) -> IndexesResponse:
     """Loaded indexes with their versions, sizes and the model that embedded them."""
     return IndexesResponse(
         indexes=[index_info(i) for _, i in sorted(state.indexes.items())], default=state.default_index
@@ -42,13 +42,13 @@ def indexes(state: ServingDep) -> IndexesResponse:
 
 
 @health_router.get("/healthz")
-def healthz() -> dict:
+async def healthz() -> dict:
     """Alive (the process answers)."""
     return {"status": "ok"}
 
 
 @health_router.get("/readyz")
-def readyz(registry: RegistryDep, response: Response) -> dict:
+async def readyz(registry: RegistryDep, response: Response) -> dict:
     """Ready when a model and at least one index are loaded; 503 otherwise."""
     state = registry.state
     ready = state is not None and bool(state.indexes)
@@ -62,6 +62,6 @@ def readyz(registry: RegistryDep, response: Response) -> dict:
 
 
 @health_router.get("/metrics", include_in_schema=False)
-def metrics() -> Response:
+async def metrics() -> Response:
     """Prometheus text format."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

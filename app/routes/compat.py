@@ -174,7 +174,7 @@ async def metadata(request: Request, state: ServingDep) -> list:
 
 
 @router.get("/indices-list")
-def indices_list(state: ServingDep) -> list[str]:
+async def indices_list(state: ServingDep) -> list[str]:
     """Names of the loaded indexes, default first."""
     names = sorted(state.indexes)
     if state.default_index in names:
