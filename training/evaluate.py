@@ -172,7 +172,7 @@ def format_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-@cli.command()
+@cli.callback(invoke_without_command=True)
 def evaluate(
     model: str = typer.Option(..., help="Model directory (or a registry name: untrained heads)."),
     retrieval: str = typer.Option("openclipart", help="Corpus for text<->image recall (its test split)."),

@@ -111,9 +111,11 @@ def resolve_config(preset: str | None, given: dict, resume: bool = False) -> Tra
     return cfg
 
 
-@cli.command()
+@cli.callback(invoke_without_command=True)
 def train(
-    model: str = typer.Option(None, help="Registry name (xmodal eval lists them), e.g. lit-effnet-minilm."),
+    model: str = typer.Option(
+        None, help="Registry name: lit-effnet-minilm, tiny-lit, tiny-clip, openclip:<arch>."
+    ),
     data: str = typer.Option(None, help="Corpora to train on, comma-separated (their train splits)."),
     out: str = typer.Option(None, help="Model directory to write (checkpoints, card.json)."),
     task: list[str] = typer.Option(None, help="NAME=WEIGHT, repeatable: contrastive, vqa, caption."),
