@@ -8,10 +8,11 @@ saved and loaded with it; their configs (vocabularies included) live in `model.c
 
 Inference API (the service calls these; user errors are XModalError subclasses):
 
-    answer_questions(model, images (B,3,H,W), questions: list[str], k=3)
+    answer_questions(model, images (B,3,H,W) or list[PIL.Image], questions: list[str], k=3)
         -> list[list[(answer, prob)]]          one question per image; EmptyQuestionError for ""
     generate_captions(model, images, beam_size=3, max_len=20, k=1)
-        -> list[list[(caption, score)]]        beam search; score = mean token log-probability
+        -> list[list[(caption, score)]]        beam search; score = mean token log-probability;
+                                               max_len is capped at the head's config.max_len
     retrieve_captions(model, images, bank_texts: list[str], bank_emb: Tensor | None = None, k=5)
         -> list[list[(caption, score)]]        nearest bank captions by cosine similarity
 

@@ -2,8 +2,9 @@
 
 All three take features already projected to a common width H:
 
-    image (B, N, H)  spatial image tokens        question (B, L, H)  question tokens
-    q_mask (B, L)    bool, True = real token
+    pooled (B, H)           the mean image token      question (B, L, H)  question tokens
+    spatial (B, N, H)|None  the image tokens (only    q_mask (B, L)       bool, True = real token
+                            modes with `spatial = True` get them; projecting them costs most)
 
 and return answer logits (B, A).
 
@@ -31,28 +32,34 @@ def mlp(d_in: int, hidden: int, d_out: int, dropout: float) -> nn.Sequential:
 
 
 class EarlyFusion(nn.Module):
+    spatial = False
+
     def __init__(self, hidden: int, n_answers: int, dropout: float):
         super().__init__()
         # the product term lets a small MLP express "this colour AND this question" directly
         self.classify = mlp(3 * hidden, 2 * hidden, n_answers, dropout)
 
-    def forward(self, image: torch.Tensor, question: torch.Tensor, q_mask: torch.Tensor) -> torch.Tensor:
-        v, q = image.mean(1), masked_mean(question, q_mask)  # (B, H) each
+    def forward(self, pooled, spatial, question: torch.Tensor, q_mask: torch.Tensor) -> torch.Tensor:
+        v, q = pooled, masked_mean(question, q_mask)  # (B, H) each
         return self.classify(torch.cat([v, q, v * q], dim=-1))
 
 
 class LateFusion(nn.Module):
+    spatial = False
+
     def __init__(self, hidden: int, n_answers: int, dropout: float):
         super().__init__()
         self.image_head = mlp(hidden, 2 * hidden, n_answers, dropout)
         self.question_head = mlp(hidden, 2 * hidden, n_answers, dropout)
 
-    def forward(self, image: torch.Tensor, question: torch.Tensor, q_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, pooled, spatial, question: torch.Tensor, q_mask: torch.Tensor) -> torch.Tensor:
         # adding logits multiplies the two heads' (unnormalised) probabilities: a product of experts
-        return self.image_head(image.mean(1)) + self.question_head(masked_mean(question, q_mask))
+        return self.image_head(pooled) + self.question_head(masked_mean(question, q_mask))
 
 
 class HybridFusion(nn.Module):
+    spatial = True
+
     def __init__(self, hidden: int, n_answers: int, dropout: float, heads: int, layers: int):
         super().__init__()
         # a decoder layer without a causal mask: self-attention over the question, cross-attention
@@ -63,9 +70,10 @@ class HybridFusion(nn.Module):
         self.attend = nn.TransformerDecoder(layer, layers)
         self.classify = mlp(2 * hidden, 2 * hidden, n_answers, dropout)
 
-    def forward(self, image: torch.Tensor, question: torch.Tensor, q_mask: torch.Tensor) -> torch.Tensor:
-        attended = self.attend(question, image, tgt_key_padding_mask=~q_mask)  # (B, L, H)
-        return self.classify(torch.cat([masked_mean(attended, q_mask), image.mean(1)], dim=-1))
+    def forward(self, pooled, spatial, question: torch.Tensor, q_mask: torch.Tensor) -> torch.Tensor:
+        memory = torch.cat([pooled.unsqueeze(1), spatial], dim=1)  # (B, 1 + N, H)
+        attended = self.attend(question, memory, tgt_key_padding_mask=~q_mask)  # (B, L, H)
+        return self.classify(torch.cat([masked_mean(attended, q_mask), pooled], dim=-1))
 
 
 def build_fusion(

@@ -63,16 +63,18 @@ def encoder_frozen(model: XModalModel) -> bool:
 
 
 class TokenCache:
-    """Image and question tokens by key, float16 on CPU; filled lazily, used only while frozen."""
+    """Image and question tokens by key, float16 on CPU; filled lazily, used only while the encoder is
+    frozen, or `always` (evaluation, where nothing trains)."""
 
-    def __init__(self):
+    def __init__(self, always: bool = False):
+        self.always = always
         self.images: dict[str, torch.Tensor] = {}  # key -> (N, Ci)
         self.texts: dict[str, torch.Tensor] = {}  # question -> (n_real, Ct)
 
     def image_tokens(self, model: XModalModel, keys: list[str], images: list) -> torch.Tensor:
         """(B, N, Ci) tokens for the batch's images; computed with grad unless the encoder is frozen."""
         device = model.device
-        if not (encoder_frozen(model) or model.image_locked):
+        if not (self.always or encoder_frozen(model) or model.image_locked):
             return model.image_tokens(
                 torch.stack([model.preprocess(load_rgb(im)) for im in images]).to(device)
             )
@@ -81,20 +83,20 @@ class TokenCache:
             with torch.no_grad():
                 pix = torch.stack([model.preprocess(load_rgb(im)) for im in todo.values()]).to(device)
                 for k, t in zip(todo, model.image_tokens(pix), strict=True):
-                    self.images[k] = t.half().cpu()
+                    self.images[k] = t.half().contiguous().cpu()
         return torch.stack([self.images[k] for k in keys]).to(device).float()
 
     def text_tokens(self, model: XModalModel, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """((B, L, Ct), mask (B, L)) for the batch's questions; cached per distinct question when frozen."""
         device = model.device
-        if not (encoder_frozen(model) or model.text_locked):
+        if not (self.always or encoder_frozen(model) or model.text_locked):
             return model.text_tokens({k: v.to(device) for k, v in model.tokenize(texts).items()})
         todo = sorted({t for t in texts if t not in self.texts})
         if todo:
             with torch.no_grad():
                 x, mask = model.text_tokens({k: v.to(device) for k, v in model.tokenize(todo).items()})
                 for t, xi, mi in zip(todo, x, mask, strict=True):
-                    self.texts[t] = xi[mi].half().cpu()  # real tokens only; re-padded per batch
+                    self.texts[t] = xi[mi].half().contiguous().cpu()  # real tokens only; re-padded per batch
         rows = [self.texts[t] for t in texts]
         x = pad_sequence(rows, batch_first=True).to(device).float()
         lengths = torch.tensor([len(r) for r in rows], device=device)

@@ -61,7 +61,9 @@ class VQAHead(nn.Module):
         self, image_tokens: torch.Tensor, q_tokens: torch.Tensor, q_mask: torch.Tensor
     ) -> torch.Tensor:
         """image_tokens (B, N, Ci), q_tokens (B, L, Ct), q_mask (B, L) bool -> logits (B, A)."""
-        return self.fusion(self.image_proj(image_tokens), self.text_proj(q_tokens), q_mask)
+        pooled = self.image_proj(image_tokens.mean(1))  # (B, H)
+        spatial = self.image_proj(image_tokens) if self.fusion.spatial else None  # (B, N, H)
+        return self.fusion(pooled, spatial, self.text_proj(q_tokens), q_mask)
 
     def loss(self, logits: torch.Tensor, answers: list[str]) -> torch.Tensor:
         return F.cross_entropy(logits, self.answer_targets(answers, logits.device))
