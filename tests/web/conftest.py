@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
@@ -38,7 +37,7 @@ SHAPES = [
     ("purple-circle", "purple", "circle"),
     ("orange-triangle", "orange", "triangle"),
 ]
-# The video: 2 s of red, then 2 s of blue, at 8 fps; one index row per 2 s segment plus the whole.
+# The video: 2 s of red, then 2 s of blue, at 8 fps; indexed in 2 s segments plus the whole.
 VIDEO_FPS, VIDEO_SEGMENTS = 8, [(0.0, 2.0, "red"), (2.0, 4.0, "blue")]
 VQA_ANSWERS = ["red", "green", "blue", "yes", "no", "square", "circle"]
 
@@ -71,12 +70,6 @@ def write_video(path: Path, size: int = 64) -> None:
         out.mux(stream.encode())
 
 
-@torch.inference_mode()
-def _embed(model, images: list[Image.Image]) -> np.ndarray:
-    batch = torch.stack([model.preprocess(im) for im in images])
-    return model.encode_image(batch, normalize=True).numpy()
-
-
 def fit_caption_head(model, images: list[Image.Image], captions: list[str], steps: int = 60) -> None:
     """A few teacher-forced steps on the shapes, so generated captions are real words, not an
     immediate <eos> from random weights (well under a second for this tiny head)."""
@@ -98,71 +91,49 @@ def fit_caption_head(model, images: list[Image.Image], captions: list[str], step
 
 
 def build_home(home: Path) -> Path:
-    """XMODAL_HOME with models/web-tiny (tiny-clip + VQA and caption heads) and two published
-    indexes; returns the model dir."""
-    from index.publish import write_version
-    from index.store import Row
+    """XMODAL_HOME with models/web-tiny (tiny-clip + VQA and caption heads) and two indexes built
+    by `xmodal index build` from a manifest; returns the model dir."""
+    from index.cli import main as index_cli
+    from training.data.manifest import Item, write_manifest
     from training.factory import create_model, save_model
     from training.heads import attach_heads, build_vocab
 
     torch.manual_seed(0)
     model = create_model("tiny-clip")
-    captions = [f"a {c} {s}" for _, c, s in SHAPES] + ["a red then blue video"]
-    attach_heads(
-        model,
-        {
-            "vqa": {"answers": VQA_ANSWERS, "hidden": 32, "attn_heads": 2},
-            "caption": {
-                "vocab": build_vocab(captions),
-                "width": 32,
-                "layers": 1,
-                "attn_heads": 2,
-                "max_len": 6,
-            },
-        },
-    )
-    fit_caption_head(model, [draw_shape(c, s) for _, c, s in SHAPES], [f"a {c} {s}" for _, c, s in SHAPES])
+    shape_captions = [f"a {c} {s}" for _, c, s in SHAPES]
+    caption_head = {
+        "vocab": build_vocab(shape_captions),
+        "width": 32,
+        "layers": 1,
+        "attn_heads": 2,
+        "max_len": 6,
+    }
+    vqa_head = {"answers": VQA_ANSWERS, "hidden": 32, "attn_heads": 2}
+    attach_heads(model, {"vqa": vqa_head, "caption": caption_head})
+    fit_caption_head(model, [draw_shape(c, s) for _, c, s in SHAPES], shape_captions)
     model_dir = home / "models" / "web-tiny"
-    fingerprint = save_model(model.eval(), model_dir, {"note": "random towers, caption head fit to shapes"})
+    save_model(model.eval(), model_dir, {"note": "random towers, caption head fit to shapes"})
 
-    media = home / "media"
-    media.mkdir(parents=True)
-    rows, images = [], []
-    for item_id, colour, shape in SHAPES:
-        img = draw_shape(colour, shape)
-        img.save(media / f"{item_id}.png")
-        rows.append(Row(item_id, "image", str(media / f"{item_id}.png"), [f"a {colour} {shape}"]))
-        images.append(img)
-    video = media / "red-blue.webm"
-    write_video(video)
-    seg_images = [Image.new("RGB", (64, 64), colour) for _, _, colour in VIDEO_SEGMENTS]
-    vectors = _embed(model, images)
-    seg_vectors = _embed(model, seg_images)
-    whole = seg_vectors.mean(0, keepdims=True)
-    whole /= np.linalg.norm(whole)
-    caption = ["a red then blue video"]
-    rows.append(Row("red-blue", "video", str(video), caption))
-    rows += [Row("red-blue", "video", str(video), caption, start=s, end=e) for s, e, _ in VIDEO_SEGMENTS]
-    write_version(
-        INDEX_NAME,
-        np.concatenate([vectors, whole, seg_vectors]),
-        rows,
-        {
-            "model_fingerprint": fingerprint,
-            "corpus": "web-test",
-            "max_rows_per_item": 1 + len(VIDEO_SEGMENTS),
-        },
-        factory="Flat",
-        root=home / "indexes",
+    corpus = home / "corpus"
+    (corpus / "media").mkdir(parents=True)
+    items = []
+    for (item_id, colour, shape), caption in zip(SHAPES, shape_captions, strict=True):
+        draw_shape(colour, shape).save(corpus / "media" / f"{item_id}.png")
+        items.append(Item(id=item_id, path=f"media/{item_id}.png", captions=[caption]))
+    write_video(corpus / "media" / "red-blue.webm")
+    items.append(
+        Item(id="red-blue", path="media/red-blue.webm", media="video", captions=["a red then blue video"])
     )
-    write_version(
-        IMAGES_ONLY_INDEX,
-        vectors[:2],
-        rows[:2],
-        {"model_fingerprint": fingerprint, "corpus": "web-test"},
-        factory="Flat",
-        root=home / "indexes",
-    )
+    write_manifest(corpus / "manifest.jsonl", items)
+    write_manifest(corpus / "images.jsonl", items[:2])
+
+    segment_s = VIDEO_SEGMENTS[0][1] - VIDEO_SEGMENTS[0][0]
+    common = ["--model", str(model_dir), "--factory", "Flat", "--workers", "0", "--no-progress"]
+    with pytest.MonkeyPatch.context() as mp:  # the index CLI writes under XMODAL_HOME
+        mp.setenv("XMODAL_HOME", str(home))
+        index_cli(["build", "--name", INDEX_NAME, "--manifest", str(corpus / "manifest.jsonl"),
+                   "--segment-seconds", str(segment_s), *common])  # fmt: skip
+        index_cli(["build", "--name", IMAGES_ONLY_INDEX, "--manifest", str(corpus / "images.jsonl"), *common])
     return model_dir
 
 
