@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:  # click usage errors carry their own exit code
         import click
 
-        if isinstance(e, click.ClickException):
+        # typer >= 0.29 raises its own vendored copy of click's exceptions (typer.TyperException)
+        if isinstance(e, click.ClickException | typer.TyperException) and hasattr(e, "show"):
             e.show()
             sys.exit(e.exit_code)
         raise
