@@ -50,8 +50,8 @@ function describeError(status, body) {
 }
 
 /** Calls an API path relative to the page (so a reverse-proxy prefix still works); returns JSON. */
-async function api(path, { json, form, method } = {}) {
-  const init = { method: method || (json || form ? "POST" : "GET"), headers: { Accept: "application/json" } };
+async function api(path, { json, form } = {}) {
+  const init = { method: json || form ? "POST" : "GET", headers: { Accept: "application/json" } };
   if (json) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(json);
@@ -217,9 +217,7 @@ async function runSearch(search) {
       resp = await api("v1/search/text", { json: { query: search.query, ...opts } });
       empty = `No ${mediaWord} match \u201c${search.query}\u201d.`;
     } else {
-      const form = new FormData();
-      form.append("image", currentImage);
-      form.append("k", String(opts.k));
+      const form = imageForm(currentImage, { k: String(opts.k) });
       if (opts.index) form.append("index", opts.index);
       if (opts.media) form.append("media", opts.media);
       resp = await api("v1/search/image", { form });
@@ -241,9 +239,9 @@ async function runSearch(search) {
 
 // ---- image: similar items, caption, questions -----------------------------------------------
 
-function imageForm(extra = {}) {
+function imageForm(image, extra = {}) {
   const form = new FormData();
-  form.append("image", currentImage);
+  form.append("image", image);
   for (const [key, value] of Object.entries(extra)) form.append(key, value);
   return form;
 }
@@ -254,11 +252,11 @@ async function captionImage(image) {
   els.imageCaption.classList.remove("muted");
   let text;
   try {
-    const resp = await api("v1/caption", { form: imageForm({ mode: "generate", k: "1" }) });
+    const resp = await api("v1/caption", { form: imageForm(image, { mode: "generate", k: "1" }) });
     text = resp.captions.length ? resp.captions[0].text : "";
   } catch (first) {
     try {
-      const resp = await api("v1/caption", { form: imageForm({ mode: "retrieve", k: "1" }) });
+      const resp = await api("v1/caption", { form: imageForm(image, { mode: "retrieve", k: "1" }) });
       text = resp.captions.length ? resp.captions[0].text : "";
     } catch (second) {
       if (image !== currentImage) return;
@@ -298,7 +296,7 @@ async function askQuestion(event) {
   setStatus("Thinking about your question\u2026");
   els.answers.replaceChildren();
   try {
-    const resp = await api("v1/vqa", { form: imageForm({ question, k: "3" }) });
+    const resp = await api("v1/vqa", { form: imageForm(currentImage, { question, k: "3" }) });
     for (const a of resp.answers) {
       const li = document.createElement("li");
       const bar = document.createElement("span");
