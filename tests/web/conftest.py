@@ -184,7 +184,10 @@ def browser():
         pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (`make test` does, as root)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        except sync_api.Error as e:  # e.g. a chromium whose shared libraries are missing
+            pytest.skip(f"{CHROMIUM} does not start: {str(e).splitlines()[0]}")
         yield b
         b.close()
 
