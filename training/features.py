@@ -80,6 +80,8 @@ class FeatureStore:
                     out = self.model.image_tower(pix.to(self.model.device)).float().cpu()
                     table.update(zip(chunk, out, strict=True))
                     bar.update(len(chunk))
+                    if (i // self.batch_size) % 8 == 7:  # a killed run keeps most of its work
+                        _write(path, table)
                 bar.close()
                 self.model.train(was_training)
                 _write(path, table)

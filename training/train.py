@@ -51,8 +51,8 @@ PRESETS = {
     "default": {
         "model": "lit-effnet-minilm",
         "data": ["openclipart", "fashion-mnist", "easy-vqa"],
-        "limits": {"openclipart": 4000, "fashion-mnist": 2000, "easy-vqa": 600},
-        "epochs": 30,
+        "limits": {"openclipart": 2000, "fashion-mnist": 1000, "easy-vqa": 300},
+        "epochs": 40,
         "batch_size": 256,
         "lr": 2e-3,
         "weight_decay": 0.05,

@@ -121,3 +121,31 @@ def test_resume_after_interruption_equals_uninterrupted(shapes, tmp_path, monkey
 def test_bad_flags_give_clear_errors(shapes, argv, message):
     with pytest.raises(XModalError, match=message.replace("-", r"\-").replace("(", r"\(")):
         main(argv)
+
+
+def test_weighted_tasks_train_a_vqa_head_beside_the_contrastive_loss(shapes, tmp_path):
+    out = tmp_path / "multi"
+    main(
+        [
+            "--model",
+            "tiny-lit",
+            "--data",
+            "shapes",
+            "--out",
+            str(out),
+            "--steps",
+            "2",
+            "--batch-size",
+            "12",
+            "--task",
+            "contrastive=1",
+            "--task",
+            "vqa=0.5",
+        ]
+    )
+    card = read_card(out)
+    assert card["tasks"] == {"contrastive": 1.0, "vqa": 0.5} and card["data"]["qa"] == 48
+    model = load_model(out)
+    assert set(model.heads) == {"vqa"} and sorted(model.config.heads["vqa"]["answers"]) == sorted(
+        ["blue", "green", "red", "yellow"]
+    )
