@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from training.data.corpora import openclipart
-from training.data.manifest import load_manifest, media_path, split_for
+from training.data.manifest import Item, load_manifest, media_path, split_for
 
 META = """<metadata><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"
  xmlns:cc="http://creativecommons.org/ns#" xmlns:dc="http://purl.org/dc/elements/1.1/">
@@ -39,7 +39,7 @@ def tiny_source(root: Path) -> Path:
     write(
         root,
         "animals/cow_1.svg",
-        svg("Cartoon Cow 1", "brown", "A &lt;b&gt;brown&lt;/b&gt; cow, see http://x.org", ["Cow", "farm"]),
+        svg("Cartoon Cow 1", "brown", "A &lt;b&gt;brown&lt;/b&gt; cow, see x.org", ["Cow", "hash", "hay"]),
     )
     write(root, "animals/cow_2.svg", svg("cartoon_cow-2", "black"))
     write(root, "animals/mammals/cow_1.svg", (root / "animals/cow_1.svg").read_text())  # the package's twins
@@ -64,8 +64,8 @@ def test_prepare_tiny_folder(tmp_path):
     ]
 
     cow = items["openclipart/animals/cow_1"]
-    assert cow.captions == ["Cartoon Cow 1", "A brown cow, see"]
-    assert cow.meta["keywords"] == ["cow", "farm"]
+    assert cow.captions == ["Cartoon Cow 1", "A brown cow, see x.org"]
+    assert cow.meta["keywords"] == ["cow", "hay"]
     assert cow.meta["category"] == "animals"
     # the description equal to the title adds nothing
     assert items["openclipart/food/apple"].captions == ["Apple"]
@@ -109,4 +109,34 @@ def test_identical_drawings_under_different_titles_share_a_group(tmp_path):
     assert sun.meta["image_hash"] == star.meta["image_hash"] != moon.meta["image_hash"]
     assert sun.meta["group"] == star.meta["group"] == "bright star"  # the smaller stem names the group
     assert sun.split == star.split == split_for("bright star")
-    assert moon.meta["group"] == "moon"
+    assert moon.meta["group"] == "moon" and sun.meta["title_stem"] == "sun"
+
+
+def test_boilerplate_descriptions_are_dropped():
+    for text in [
+        "Created with Inkscape",
+        "Made with Sodipodi",
+        "EPS converted from",
+        "jo.x@example.com",
+        "HASH(0x86a)",
+    ]:
+        assert openclipart.clean_description(text, "t") == ""
+    assert (
+        openclipart.clean_description("Made to amuse my friends at school", "t")
+        == "Made to amuse my friends at school"
+    )
+
+
+def test_collections_with_one_title_get_file_name_captions():
+    def item(key: str, title: str) -> Item:
+        return Item(id=key, path=key, captions=[title], meta={"source": f"/svg/{key}.svg"})
+
+    bugs = ["ant", "bee", "spider", "fly", "wasp", "moth", "flea", "tick", "gnat", "mite", "louse", "beetle"]
+    icons = [item(f"bugs/{name}", "Etiquette Icons") for name in bugs]
+    stars = [item(f"stars/star_{i}pt", "gramastar") for i in range(12)]  # names do not tell them apart
+    small = [item("a/cow_1", "cow"), item("a/cow_2", "cow")]
+    out = openclipart.caption_series(icons + stars + small)
+    assert out[0].captions == ["ant", "Etiquette Icons"] and out[2].captions == ["spider", "Etiquette Icons"]
+    assert all(it.captions == ["gramastar"] for it in out[12:24])
+    assert out[24].captions == ["cow"]
+    assert openclipart.name_caption("signs/aiga_arriving_flights1.svg") == "aiga arriving flights"

@@ -1,9 +1,11 @@
 """openclipart: the Debian `openclipart-svg` clip art, rendered to 224 px PNG on white with cairosvg.
 
-Captions: the work's dc:title, plus its dc:description cleaned of markup. meta: category (top folder),
-folder, keywords (dc:subject), group, image_hash. Untitled, unparsable, unrenderable and blank SVGs are
-skipped and counted. Splits are by group, so near-duplicate series ("cartoon cow 1", "cartoon cow 2",
-or the same drawing under two titles) never straddle train and test.
+Captions: the work's dc:title, plus its dc:description cleaned of markup and boilerplate; files in a
+collection that shares one title ("Etiquette Icons") also get a caption from their file name.
+meta: category (top folder), folder, keywords (dc:subject), group, title_stem, image_hash.
+Untitled, unparsable, unrenderable, blank and byte-identical SVGs are skipped and counted. Splits are
+by group, so near-duplicate series ("cartoon cow 1", "cartoon cow 2", or the same drawing under two
+titles) never straddle train and test.
 """
 
 import hashlib
@@ -23,6 +25,11 @@ from training.data.manifest import Item, split_for
 SOURCE = Path("/usr/share/openclipart/svg")
 SIZE = 224
 _MAX_DESCRIPTION = 200  # characters; long descriptions are mostly licence and drawing notes
+# Descriptions that say how, not what: "Created with Inkscape", "EPS converted from".
+_BOILERPLATE = re.compile(r"(?i)(eps )?(created|made|drawn|done|exported|converted)( \S+){0,2}")
+# A title shared by at least this many files names a collection ("Etiquette Icons"), not the drawing;
+# such files also get a caption from their file name ("ant", "spider") when those names differ.
+SERIES_MIN = 10
 
 
 def available(source: Path = SOURCE) -> str | None:
@@ -55,7 +62,7 @@ def read_metadata(svg: bytes) -> tuple[str, str, list[str]]:
     if "subject" in fields:
         for li in fields["subject"].iter():
             word = _text(li).lower() if _local(li.tag) == "li" else ""
-            if word and word not in keywords:
+            if word and word not in keywords and word != "hash":  # "hash": the same exporter artefact
                 keywords.append(word)
     return _text(fields.get("title")), _text(fields.get("description")), keywords
 
@@ -64,13 +71,20 @@ def clean_description(text: str, title: str) -> str:
     """Markup, entities and URLs removed, whitespace collapsed, cut at a word near 200 characters;
     "" when nothing useful is left (empty, or just the title again)."""
     text = html.unescape(re.sub(r"<[^>]*>", " ", html.unescape(text)))
-    text = re.sub(r"https?://\S+|www\.\S+", " ", text)
+    # links, e-mail addresses, and Perl reference dumps ("HASH(0x868a30c)") left by the site's exporter
+    text = re.sub(r"https?://\S+|www\.\S+|\S+@\S+|HASH\(0x[0-9a-f]+\)", " ", text)
     text = " ".join(text.split()).strip(" .,;:-")
     if len(text) > _MAX_DESCRIPTION:
         text = text[:_MAX_DESCRIPTION].rsplit(" ", 1)[0]
-    if len(text) < 3 or text.lower() == title.lower():
+    if len(text) < 3 or text.lower() == title.lower() or _BOILERPLATE.fullmatch(text):
         return ""
     return text
+
+
+def name_caption(key: str) -> str:
+    """A caption from a file name: "signs/aiga_arriving_flights1.svg" -> "aiga arriving flights"."""
+    words = re.sub(r"[\W\d_]+", " ", Path(key).stem.lower()).split()
+    return " ".join(w for w in words if len(w) > 1)
 
 
 def title_group(title: str) -> str:
@@ -138,8 +152,8 @@ def make_item(key: str, out_dir: Path, source: Path = SOURCE) -> Item | Skip:
 def assign_groups(items: list[Item]) -> list[Item]:
     """Merges groups that share a title stem or an image hash (union-find); the split follows the group.
 
-    meta["group"] becomes the smallest title stem in the merged group, so a drawing filed under two
-    titles lands in one split with all its twins.
+    meta["group"] becomes the smallest title stem in the merged group (meta["title_stem"] keeps the
+    item's own), so a drawing filed under two titles lands in one split with all its twins.
     """
     parent: dict[str, str] = {}
 
@@ -159,9 +173,30 @@ def assign_groups(items: list[Item]) -> list[Item]:
         root = find("t:" + it.meta["group"])
         names[root] = min(names.get(root, it.meta["group"]), it.meta["group"])
     for it in items:
-        it.meta["group"] = names[find("t:" + it.meta["group"])]
+        it.meta["title_stem"] = it.meta["group"]
+        it.meta["group"] = names[find("t:" + it.meta["title_stem"])]
         it.split = split_for(it.meta["group"])
     return items
+
+
+def caption_series(items: list[Item]) -> list[Item]:
+    """Puts a file-name caption first for files in a collection with a shared title, when the file
+    names tell its members apart (at least half of them distinct); e.g. "Etiquette Icons" -> "ant"."""
+    series: dict[str, list[Item]] = {}
+    for it in items:
+        series.setdefault(title_group(it.captions[0]), []).append(it)
+    for members in series.values():
+        names = [name_caption(it.meta["source"]) for it in members]
+        if len(members) >= SERIES_MIN and len(set(names)) * 2 >= len(members):
+            for it, name in zip(members, names, strict=True):
+                if name and name not in it.captions:
+                    it.captions.insert(0, name)
+    return items
+
+
+def finalize(items: list[Item]) -> list[Item]:
+    """The passes that need every item: series captions, then groups and splits."""
+    return assign_groups(caption_series(items))
 
 
 def source_keys(source: Path = SOURCE) -> list[str]:
@@ -200,7 +235,7 @@ def prepare(out_dir: Path, limit: int | None = None, workers: int = 1, source: P
         unique,
         partial(make_item, source=source),
         workers=workers,
-        finalize=assign_groups,
+        finalize=finalize,
     )
     if dupes:
         report.skipped["duplicate"] = len(dupes)
