@@ -70,3 +70,14 @@ def test_limit_then_full_build_and_workers(tmp_path):
     report = build("t", tmp_path, KEYS, make, workers=2)
     assert report.limit is None and report.total == 11
     assert len(load_manifest(tmp_path / "manifest.jsonl")) == 11
+
+
+def test_finished_build_is_not_rewritten(tmp_path):
+    first = build("t", tmp_path, KEYS, make)
+    stamp = (tmp_path / "manifest.jsonl").stat().st_mtime_ns
+    CALLS.clear()
+    again = build("t", tmp_path, KEYS, make)
+    assert CALLS == [] and (tmp_path / "manifest.jsonl").stat().st_mtime_ns == stamp
+    assert (again.counts, again.skipped) == (first.counts, first.skipped)
+    # fewer source keys than last time: the manifest is rebuilt for them
+    assert build("t", tmp_path, KEYS[:3], make).total == 3

@@ -42,6 +42,7 @@ class BuildReport:
     seconds: float  # wall time of this run (a resumed run counts only its own work)
     limit: int | None = None  # the build covered only the first `limit` source keys
     examples: dict[str, list[str]] = field(default_factory=dict)  # a few skip details per reason
+    sources: int = 0  # source keys the build covered (items + skipped)
 
     @property
     def total(self) -> int:
@@ -81,7 +82,9 @@ def _read_journal(path: Path, out_dir: Path) -> dict[str, dict]:
     done: dict[str, dict] = {}
     if not path.is_file():
         return done
-    for line in path.read_text(encoding="utf-8").splitlines():
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    for line in lines:
         try:
             entry = json.loads(line)
         except json.JSONDecodeError:
@@ -89,10 +92,21 @@ def _read_journal(path: Path, out_dir: Path) -> dict[str, dict]:
         if "item" in entry and not (out_dir / entry["item"]["path"]).is_file():
             continue
         done[entry["key"]] = entry
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in done.values()), encoding="utf-8")
-    os.replace(tmp, path)
+    if len(done) != len(lines) or not text.endswith("\n"):
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(
+            "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in done.values()), encoding="utf-8"
+        )
+        os.replace(tmp, path)
     return done
+
+
+def _newer(out_dir: Path) -> bool:
+    """The manifest and info.json were written after the journal's last entry."""
+    if not (out_dir / JOURNAL).is_file():
+        return False
+    journal = (out_dir / JOURNAL).stat().st_mtime
+    return all((out_dir / f).is_file() and (out_dir / f).stat().st_mtime >= journal for f in (MANIFEST, INFO))
 
 
 def _run_one(make: Make, out_dir: Path, key: str) -> tuple[str, "Item | Skip"]:
@@ -123,6 +137,10 @@ def build(
     journal = out_dir / JOURNAL
     done = _read_journal(journal, out_dir)
     todo = [k for k in keys if k not in done]
+    previous = read_info(out_dir)
+    if not todo and previous and (previous.sources, previous.limit) == (len(keys), limit) and _newer(out_dir):
+        previous.seconds = round(time.perf_counter() - start, 2)
+        return previous  # nothing new since the manifest was written
     with (
         journal.open("a", encoding="utf-8") as log,
         tqdm(
@@ -172,6 +190,7 @@ def build(
         seconds=round(time.perf_counter() - start, 2),
         limit=limit,
         examples=examples,
+        sources=len(keys),
     )
     write_info(out_dir, report)
     return report
