@@ -57,3 +57,35 @@ def test_import_then_list(tmp_path, capsys):
     main(["list"])
     (row,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("mine")]
     assert row.split()[1] == "imported" and row.endswith("1 unreadable")
+
+
+def test_prepare_all_skips_missing_sources_and_list_shows_partial(monkeypatch, capsys):
+    from training.data.corpora import corpus_dir, corpus_module
+    from training.data.corpora.builder import BuildReport
+
+    built = []
+
+    def fake_prepare(name):
+        def prepare(out_dir, limit=None, workers=1):
+            built.append((name, limit, workers))
+            return BuildReport(name=name, counts={"train": 2, "test": 1}, skipped={}, qa=0, seconds=0.0)
+
+        return prepare
+
+    for name in known_corpora():  # sources present or not on this machine, only fashion-mnist is missing
+        monkeypatch.setattr(corpus_module(name), "prepare", fake_prepare(name))
+        monkeypatch.setattr(corpus_module(name), "available", lambda: None)
+    monkeypatch.setattr(
+        corpus_module("fashion-mnist"), "available", lambda: "missing t10k-images (install it)"
+    )
+    main(["prepare", "all", "--limit", "5", "--workers", "3"])
+    out = capsys.readouterr().out
+    assert sorted(b[0] for b in built) == sorted(set(known_corpora()) - {"fashion-mnist"})
+    assert {b[1:] for b in built} == {(5, 3)}
+    assert "NOT PREPARED fashion-mnist: missing t10k-images" in out
+    assert out.count(": 3 items (train 2, val 0, test 1)") == 4
+
+    corpus_dir("videos").mkdir(parents=True)  # a first build killed before its manifest
+    main(["list"])
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("videos")]
+    assert row.split()[1] == "partial"
