@@ -33,18 +33,19 @@ class BatchTimeoutError(XModalError):
 
 @dataclass
 class Pipeline:
-    """The three inference stages for one model function.
+    """The three inference stages for one model function ("model" is whatever the batch runs on:
+    an XModalModel for encoders, a LoadedIndex for search).
 
     preprocess(model, item) -> one item's input, e.g. a (3, H, W) tensor (CPU, per item)
     collate(inputs) -> the batch `forward` takes; default stacks tensors into (B, ...)
-    forward(model, batch) -> (B, ...) tensor
+    forward(model, batch) -> (B, ...) tensor (rows go to CPU float32), or a list of B results
     postprocess(row) -> plain Python value for one item
     """
 
     name: str
     preprocess: Callable[[Any, Any], Any]
-    forward: Callable[[Any, Any], torch.Tensor]
-    postprocess: Callable[[torch.Tensor], Any] = lambda row: row
+    forward: Callable[[Any, Any], torch.Tensor | list]
+    postprocess: Callable[[Any], Any] = lambda row: row
     collate: Callable[[list[Any]], Any] = torch.stack
 
 
@@ -159,7 +160,8 @@ class MicroBatcher:
             with torch.inference_mode():  # stage 2: the batched hot path
                 out = p.forward(model, p.collate(inputs))
             metrics.FORWARD_TIME.labels(name).observe(time.perf_counter() - t0)
-            results = [p.postprocess(row) for row in out.float().cpu()]  # stage 3
+            rows = out.float().cpu() if isinstance(out, torch.Tensor) else out
+            results = [p.postprocess(row) for row in rows]  # stage 3
         except Exception as e:  # noqa: BLE001 - every request in the batch gets the error
             for j in ok:
                 _resolve(j, error=e)

@@ -53,8 +53,8 @@ class Settings(BaseSettings):
     indexes: list[str] | None = None  # index names to load; None: every index under <home>/indexes
     default_index: str | None = None  # None: the first loaded index
     device: str = "cpu"
-    # torch intra-op threads for inference; None keeps torch's default (all cores). 1 is often faster
-    # on a busy shared host, where OpenMP threads wait on each other
+    # torch and FAISS (OpenMP) threads for inference; None keeps their default (all cores). 1 is often
+    # faster on a busy shared host, where OpenMP threads wait on each other
     torch_threads: int | None = Field(None, ge=1)
     admin_token: str | None = None  # bearer token for /v1/admin/*; unset: admin routes are disabled
     api_keys: list[str] = []  # if set, query routes need `Authorization: Bearer <key>` or `X-API-Key`

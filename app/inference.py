@@ -1,5 +1,9 @@
-"""The service's batched model functions: text and image embedding, as MicroBatcher pipelines."""
+"""The service's batched functions: text and image embedding, and index search, as MicroBatcher pipelines."""
 
+import json
+from typing import NamedTuple
+
+import numpy as np
 import torch
 from PIL import Image
 
@@ -21,12 +25,37 @@ def _image_forward(model, images: torch.Tensor) -> torch.Tensor:
     return model.encode_image(images.to(model.device), normalize=True)  # (B, D)
 
 
+class Query(NamedTuple):
+    vector: np.ndarray  # (D,) float32, normalised
+    k: int
+    media: str | None
+    where: dict | None
+
+
+def _search_forward(index, queries: list[Query]) -> list:
+    """One FAISS search per distinct filter over all its queries ((Q, D) scans the vectors once, where
+    Q single searches scan them Q times); each query keeps its own k."""
+    results: list = [None] * len(queries)
+    groups: dict[str, list[int]] = {}
+    for i, q in enumerate(queries):
+        groups.setdefault(json.dumps([q.media, q.where], sort_keys=True, default=str), []).append(i)
+    for members in groups.values():
+        first = queries[members[0]]
+        batch = np.stack([queries[i].vector for i in members]).astype("float32")  # (Q, D)
+        hits = index.search(batch, max(queries[i].k for i in members), first.media, first.where)
+        for i, h in zip(members, hits, strict=True):
+            results[i] = h[: queries[i].k]
+    return results
+
+
 TEXT = Pipeline("encode_text", preprocess=lambda model, text: text, forward=_text_forward, collate=list)
 IMAGE = Pipeline("encode_image", preprocess=_image_preprocess, forward=_image_forward)
+SEARCH = Pipeline("search", preprocess=lambda index, q: q, forward=_search_forward, collate=list)
 
 
 class Encoders:
-    """One micro-batcher per model function; `enabled=False` means batches of one."""
+    """One micro-batcher per model function (and one for index search); `enabled=False` means
+    batches of one."""
 
     def __init__(self, cfg: BatchSettings):
         size = cfg.max_batch_size if cfg.enabled else 1
@@ -34,6 +63,7 @@ class Encoders:
         opts = dict(max_batch_size=size, max_wait_ms=wait, max_queue=cfg.max_queue, timeout_s=cfg.timeout_s)
         self.text = MicroBatcher(TEXT, **opts)
         self.image = MicroBatcher(IMAGE, **opts)
+        self.search_batcher = MicroBatcher(SEARCH, **opts)
 
     async def encode_text(self, model, text: str) -> torch.Tensor:
         """(D,) normalised float32 embedding of one text."""
@@ -43,6 +73,14 @@ class Encoders:
         """(D,) normalised float32 embedding of one image."""
         return await self.image.submit(model, image)
 
+    async def search(
+        self, index, vector: torch.Tensor, k: int, media: str | None, where: dict | None
+    ) -> list:
+        """Hits for one (D,) query vector on a LoadedIndex, searched together with concurrent queries."""
+        query = Query(np.ascontiguousarray(vector.numpy(), dtype="float32"), k, media, where)
+        return await self.search_batcher.submit(index, query)
+
     def close(self) -> None:
         self.text.close()
         self.image.close()
+        self.search_batcher.close()

@@ -104,9 +104,11 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         if settings.torch_threads is not None:
+            import faiss
             import torch
 
             torch.set_num_threads(settings.torch_threads)
+            faiss.omp_set_num_threads(settings.torch_threads)
         if registry.state is None:
             await asyncio.to_thread(registry.load_initial)
         app.state.encoders = Encoders(settings.batch)

@@ -11,7 +11,6 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-import numpy as np
 import torch
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
@@ -132,8 +131,7 @@ async def knn_service(
         results = [{"id": int(i), "similarity": float(s), "caption": texts[i]}
                    for s, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]  # fmt: skip
     else:
-        queries = np.ascontiguousarray(vec.numpy().reshape(1, -1), dtype="float32")
-        hits = (await run_in_threadpool(index.search, queries, num_ids, None, None))[0]
+        hits = await encoders.search(index, vec, num_ids, None, None)
         results = [_result(index.name, h, base) for h in hits]
     if body.get("deduplicate"):
         seen, unique = set(), []

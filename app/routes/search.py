@@ -6,7 +6,6 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-import numpy as np
 import torch
 from fastapi import APIRouter, Request
 from PIL import Image
@@ -64,13 +63,18 @@ def check_where(where: Any) -> dict | None:
 
 
 async def search_vector(
-    state: ServingState, vec: torch.Tensor, k: int, index: str | None, media: str | None, where: dict | None
+    state: ServingState,
+    encoders,
+    vec: torch.Tensor,
+    k: int,
+    index: str | None,
+    media: str | None,
+    where: dict | None,
 ) -> SearchResponse:
-    """Runs one (D,) query on an index in a worker thread and shapes the hits."""
+    """Searches one (D,) query (batched with concurrent ones) and shapes the hits."""
     t0 = time.perf_counter()
     idx = state.index(index)
-    queries = np.ascontiguousarray(vec.numpy().reshape(1, -1), dtype="float32")  # (1, D)
-    hits = (await run_in_threadpool(idx.search, queries, k, media, where))[0]
+    hits = await encoders.search(idx, vec, k, media, where)
     return SearchResponse(
         index=idx.name, version=str(idx.version), took_ms=(time.perf_counter() - t0) * 1000,
         hits=[to_hit(idx.name, h) for h in hits],
@@ -88,7 +92,7 @@ async def search_text(
     where = check_where(body.where)
     state.index(body.index)  # unknown index: 404 before any model work
     vec = await encoders.encode_text(state.model, query)
-    res = await search_vector(state, vec, body.k, body.index, body.media, where)
+    res = await search_vector(state, encoders, vec, body.k, body.index, body.media, where)
     res.took_ms = (time.perf_counter() - t0) * 1000
     return res
 
@@ -147,7 +151,7 @@ async def search_image(
     index, media = fields.get("index") or None, media_field(fields)
     state.index(index)
     vec = await encoders.encode_image(state.model, image)
-    res = await search_vector(state, vec, k, index, media, None)
+    res = await search_vector(state, encoders, vec, k, index, media, None)
     res.took_ms = (time.perf_counter() - t0) * 1000
     return res
 

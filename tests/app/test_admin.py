@@ -114,3 +114,23 @@ def test_watch_reloads_a_newly_published_version(settings, tiny_model_dir, tiny_
         while c.get("/readyz").json()["indexes"]["demo"] != "v0003" and time.monotonic() < deadline:
             time.sleep(0.05)
         assert c.get("/readyz").json()["indexes"] == {"demo": "v0003"}
+
+
+def test_old_index_closes_only_after_its_last_request(settings, tiny_model_dir, media_dir):
+    import asyncio
+
+    import numpy as np
+
+    from app.registry import Registry
+
+    registry = Registry(settings)
+    registry.load_initial()
+    publish_index(tiny_model_dir, media_dir, settings.home)  # v0002
+    with registry.acquire() as in_flight:
+        old = in_flight.indexes["demo"]
+        asyncio.run(registry.reload_index("demo"))
+        assert registry.state.indexes["demo"].version == "v0002"
+        assert len(old.search(np.ones((1, 32), "float32") / 32**0.5, 3)[0]) == 3  # still open
+    assert old._index is None  # closed when the request that held it ended
+    assert registry.state.indexes["demo"]._index is not None
+    registry.close()

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from app.batching import BatchTimeoutError, MicroBatcher, Pipeline, QueueFullError
-from app.inference import IMAGE, TEXT
+from app.inference import IMAGE, SEARCH, TEXT, Query
 from tests.app.conftest import COLORS, png_bytes
 
 TEXTS = [f"a picture of thing number {i}" for i in range(24)]
@@ -135,3 +135,34 @@ def test_queue_full_is_503_with_retry_after(client, monkeypatch):
     monkeypatch.setattr(client.app.state.encoders.text, "submit", full)
     r = client.post("/v1/search/text", json={"query": "cow"})
     assert r.status_code == 503 and r.headers["retry-after"] == "1" and "MAX_QUEUE" in r.json()["detail"]
+
+
+def test_concurrent_searches_share_index_passes_and_equal_single_searches(home_template):
+    import numpy as np
+
+    from index.search import open_index
+
+    index = open_index("demo", root=home_template / "indexes")
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(12, index.dim)).astype("float32")
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    filters = [(None, None), ("image", None), (None, {"split": "test"})]
+    queries = [(torch.from_numpy(v), 1 + i % 4, *filters[i % 3]) for i, v in enumerate(vecs)]
+    batcher = MicroBatcher(SEARCH, max_batch_size=32, max_wait_ms=50)
+    try:
+
+        async def scenario():
+            return await asyncio.gather(
+                *(batcher.submit(index, Query(v.numpy(), k, m, w)) for v, k, m, w in queries)
+            )
+
+        got = asyncio.run(scenario())
+        assert batcher.batches_run <= 3
+        for (v, k, media, where), hits in zip(queries, got, strict=True):
+            want = index.search(v.numpy()[None], k, media, where)[0]
+            assert [(h.item_id, round(h.score, 5)) for h in hits] == [
+                (h.item_id, round(h.score, 5)) for h in want
+            ]
+    finally:
+        batcher.close()
+        index.close()

@@ -50,6 +50,8 @@ def test_media_file_and_thumbnail(client, media_dir):
     r = client.get("/media/demo/img1")
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     assert r.content == (media_dir / "img1.png").read_bytes()
+    assert "sandbox" in r.headers["content-security-policy"]
+    assert r.headers["x-content-type-options"] == "nosniff"
     r = client.get("/media/demo/img1?thumb=1")
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
     assert Image.open(io.BytesIO(r.content)).size == (40, 30)  # never upscaled
