@@ -25,7 +25,14 @@ const els = {
   activeModel: $("#active-model"),
   activeIndex: $("#active-index"),
   hitTemplate: $("#hit-template"),
+  keyForm: $("#key-form"),
+  keyInput: $("#api-key"),
 };
+
+// Services started with XMODAL_API_KEYS answer 401 until the page sends a key.
+const KEY_STORAGE = "xmodal-api-key";
+let apiKey = sessionStorage.getItem(KEY_STORAGE) || "";
+let mediaUrls = []; // blob: URLs of media fetched with the key, revoked when the grid is redrawn
 
 // What the results grid currently shows, so that changing a filter re-runs it.
 let lastSearch = null; // {kind: "text", query} | {kind: "image"}
@@ -51,7 +58,7 @@ function describeError(status, body) {
 
 /** Calls an API path relative to the page (so a reverse-proxy prefix still works); returns JSON. */
 async function api(path, { json, form } = {}) {
-  const init = { method: json || form ? "POST" : "GET", headers: { Accept: "application/json" } };
+  const init = { method: json || form ? "POST" : "GET", headers: { Accept: "application/json", ...authHeaders() } };
   if (json) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(json);
@@ -70,9 +77,39 @@ async function api(path, { json, form } = {}) {
   } catch (e) {
     body = null;
   }
+  if (res.status === 401) askForKey();
   if (!res.ok) throw new ApiError(describeError(res.status, body));
   if (body === null) throw new ApiError(`unexpected non-JSON answer from ${path}`);
   return body;
+}
+
+function authHeaders() {
+  return apiKey ? { "X-API-Key": apiKey } : {};
+}
+
+function askForKey() {
+  sessionStorage.removeItem(KEY_STORAGE);
+  if (!els.keyForm.hidden) return;
+  els.keyForm.hidden = false;
+  els.keyInput.focus();
+}
+
+/** Points el[attr] at a media URL. With an API key the file is fetched with the key (an <img> or
+ * <video> cannot send headers) and shown from a blob: URL; `fragment` (e.g. "#t=2") is kept. */
+async function setMediaSrc(el, attr, url, fragment = "") {
+  if (!apiKey) {
+    el[attr] = url + fragment;
+    return;
+  }
+  try {
+    const res = await fetch(url, { headers: authHeaders() });
+    if (!res.ok) return; // the card still shows caption and score
+    const blobUrl = URL.createObjectURL(await res.blob());
+    mediaUrls.push(blobUrl);
+    el[attr] = blobUrl + fragment;
+  } catch (e) {
+    // network error: as above
+  }
 }
 
 function setStatus(text) {
@@ -150,12 +187,12 @@ function mediaElement(hit) {
     video.preload = "metadata";
     video.muted = true;
     video.playsInline = true;
-    video.poster = hit.thumbnail_url;
+    setMediaSrc(video, "poster", hit.thumbnail_url);
     video.setAttribute("aria-label", `Video: ${label}`);
     const start = hit.start || 0;
     // The media fragment makes the browser start at the matched segment; currentTime covers
     // browsers that ignore it once the user scrubs back.
-    video.src = start > 0 ? `${hit.url}#t=${start}` : hit.url;
+    setMediaSrc(video, "src", hit.url, start > 0 ? `#t=${start}` : "");
     video.addEventListener("loadedmetadata", () => {
       if (start > 0 && video.currentTime < start) video.currentTime = start;
     }, { once: true });
@@ -166,8 +203,16 @@ function mediaElement(hit) {
   link.target = "_blank";
   link.rel = "noopener";
   link.setAttribute("aria-label", `Open image: ${label}`);
+  link.addEventListener("click", async (event) => {
+    if (!apiKey) return; // a plain link works without a key
+    event.preventDefault();
+    const tab = window.open("", "_blank");
+    const holder = { href: "" };
+    await setMediaSrc(holder, "href", hit.url);
+    if (tab && holder.href) tab.location = holder.href;
+  });
   const img = document.createElement("img");
-  img.src = hit.thumbnail_url;
+  setMediaSrc(img, "src", hit.thumbnail_url);
   img.alt = label;
   img.loading = "lazy";
   img.decoding = "async";
@@ -176,6 +221,8 @@ function mediaElement(hit) {
 }
 
 function renderHits(resp, emptyMessage) {
+  mediaUrls.forEach((u) => URL.revokeObjectURL(u));
+  mediaUrls = [];
   const frag = document.createDocumentFragment();
   for (const hit of resp.hits) {
     const card = els.hitTemplate.content.firstElementChild.cloneNode(true);
@@ -332,6 +379,20 @@ function clearImage() {
 }
 
 // ---- wiring ---------------------------------------------------------------------------------
+
+els.keyForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  apiKey = els.keyInput.value.trim();
+  if (!apiKey) return;
+  sessionStorage.setItem(KEY_STORAGE, apiKey);
+  els.keyForm.hidden = true;
+  showError("");
+  await loadInfo();
+  if (!els.keyForm.hidden) return; // the key was refused too
+  if (lastSearch && lastSearch.kind === "image" && currentImage) useImage(currentImage);
+  else if (lastSearch) runSearch(lastSearch);
+  else els.query.focus();
+});
 
 els.textForm.addEventListener("submit", (event) => {
   event.preventDefault();

@@ -5,6 +5,7 @@ The tests skip, saying why, where chromium or playwright is missing; `make test`
 with apt where it can.
 """
 
+import contextlib
 import socket
 import threading
 import time
@@ -39,6 +40,7 @@ SHAPES = [
 ]
 # The video: 2 s of red, then 2 s of blue, at 8 fps; indexed in 2 s segments plus the whole.
 VIDEO_FPS, VIDEO_SEGMENTS = 8, [(0.0, 2.0, "red"), (2.0, 4.0, "blue")]
+API_KEY = "web-test-key-0123456789"
 VQA_ANSWERS = ["red", "green", "blue", "yes", "no", "square", "circle"]
 
 
@@ -143,17 +145,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def service_url(tmp_path_factory):
-    """Base URL of the real xmodal service, started in a thread with uvicorn on a free loopback port."""
+@contextlib.contextmanager
+def running_service(settings):
+    """The real app under uvicorn in a thread on a free loopback port; yields its base URL once ready."""
     import uvicorn
 
-    from app.config import Settings
     from app.main import create_app
 
-    home = tmp_path_factory.mktemp("web-home")
-    model_dir = build_home(home)
-    settings = Settings(home=home, model=str(model_dir), default_index=INDEX_NAME)
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
@@ -162,19 +160,48 @@ def service_url(tmp_path_factory):
     thread.start()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or not thread.is_alive():
-            server.should_exit = True
-            pytest.fail("xmodal service did not become ready within 60 s")
-        time.sleep(0.1)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or not thread.is_alive():
+                pytest.fail("xmodal service did not become ready within 60 s")
+            time.sleep(0.1)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def web_home(tmp_path_factory) -> tuple[Path, Path]:
+    """(XMODAL_HOME, model dir), built once per session."""
+    home = tmp_path_factory.mktemp("web-home")
+    return home, build_home(home)
+
+
+@pytest.fixture(scope="session")
+def service_url(web_home):
+    """Base URL of the real xmodal service on the fixture's model and indexes."""
+    from app.config import Settings
+
+    home, model_dir = web_home
+    with running_service(Settings(home=home, model=str(model_dir), default_index=INDEX_NAME)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def keyed_service_url(web_home):
+    """The same service with XMODAL_API_KEYS set: query and media routes need API_KEY."""
+    from app.config import Settings
+
+    home, model_dir = web_home
+    settings = Settings(home=home, model=str(model_dir), default_index=INDEX_NAME, api_keys=[API_KEY])
+    with running_service(settings) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -195,18 +222,27 @@ def browser():
 @pytest.fixture
 def page_at(browser, service_url):
     """Opens the page at a viewport size. Fails the test on an uncaught JavaScript error, on a request
-    that leaves the service (a CDN, a font), on an API call outside /v1, or on a failed static file."""
+    that leaves the service (a CDN, a font), on a script call outside /v1 and /media, or on a 404.
+    `open_page(width, height, base)` opens it on the service at `base` (default: service_url)."""
     contexts, errors, requests, failed = [], [], [], []
 
-    def open_page(width: int = 1280, height: int = 900):
+    bases = []
+
+    def open_page(width: int = 1280, height: int = 900, base: str | None = None):
+        base = base or service_url
+        bases.append(base)
         ctx = browser.new_context(viewport={"width": width, "height": height})
         contexts.append(ctx)
         page = ctx.new_page()
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("request", lambda r: requests.append((r.resource_type, r.url)))
         page.on("response", lambda r: r.status == 404 and failed.append(r.url))
-        page.goto(service_url + "/")
-        page.wait_for_function("document.querySelector('#index-select').options.length > 0")
+        page.goto(base + "/")
+        # Ready: the indexes are listed, or the service asked for an API key.
+        page.wait_for_function(
+            "document.querySelector('#index-select').options.length > 0"
+            " || !document.querySelector('#key-form').hidden"
+        )
         return page
 
     yield open_page
@@ -214,10 +250,12 @@ def page_at(browser, service_url):
         ctx.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
     assert not failed, f"not found: {failed}"
-    outside = [u for _, u in requests if not u.startswith((service_url + "/", "blob:", "data:"))]
+    ours = tuple(b + "/" for b in bases)
+    outside = [u for _, u in requests if not u.startswith((*ours, "blob:", "data:"))]
     assert not outside, f"the page fetched from outside the service: {outside}"
+    public = tuple(b + p for b in bases for p in ("/v1/", "/media/"))
     calls = [u for kind, u in requests if kind in ("fetch", "xhr")]
-    assert all(u.startswith(service_url + "/v1/") for u in calls), f"API calls outside /v1: {calls}"
+    assert all(u.startswith(public) for u in calls), f"calls outside the public API: {calls}"
 
 
 @pytest.fixture(scope="session")

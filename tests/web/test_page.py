@@ -6,7 +6,7 @@ import base64
 import httpx
 import pytest
 
-from tests.web.conftest import IMAGES_ONLY_INDEX, INDEX_NAME, VIDEO_SEGMENTS
+from tests.web.conftest import API_KEY, IMAGES_ONLY_INDEX, INDEX_NAME, VIDEO_SEGMENTS
 
 pytestmark = pytest.mark.slow
 
@@ -206,3 +206,30 @@ def test_keyboard_only_search(page_at, service_url):
     ref = httpx.post(f"{service_url}/v1/search/text", json={"query": "a green circle", "k": 12}).json()
     assert [c["id"] for c in page.eval_on_selector_all(".card", CARDS_JS)] == [h["id"] for h in ref["hits"]]
     assert page.get_attribute("#status", "aria-live") == "polite"
+
+
+def test_api_key_is_asked_for_and_used(page_at, keyed_service_url, artifacts):
+    page = page_at(base=keyed_service_url)
+    refused = httpx.get(f"{keyed_service_url}/v1/indexes")
+    assert refused.status_code == 401
+    assert page.text_content("#error") == refused.json()["detail"]
+    assert page.is_visible("#key-form")
+    assert page.evaluate("document.activeElement.id") == "api-key"
+    page.screenshot(path=str(artifacts / "web-api-key.png"), full_page=True)
+
+    page.keyboard.type(API_KEY)
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#index-select').options.length > 0")
+    assert page.is_hidden("#key-form") and page.is_hidden("#error")
+    body = {"query": "a red square", "k": 12}
+    page.fill("#query", body["query"])
+    page.press("#query", "Enter")
+    wait_idle(page)
+    ref = httpx.post(f"{keyed_service_url}/v1/search/text", json=body, headers={"X-API-Key": API_KEY}).json()
+    assert page.eval_on_selector_all(".card", CARDS_JS) == expected_cards(ref["hits"])
+    # <img> and <video> cannot send the key: the page fetched the media with it and shows blob: URLs.
+    # (Thumbnails below the fold load lazily, so only the first is required to have decoded.)
+    page.wait_for_function(
+        """[...document.querySelectorAll('.card img, .card video')].every(m => m.src.startsWith('blob:'))
+        && document.querySelector('.card img').naturalWidth > 0"""
+    )
