@@ -22,25 +22,26 @@ ADD_BLOCK = 65_536  # vectors added per call, so progress shows and GPU memory s
 def auto_factory(n: int, dim: int) -> tuple[str, str]:
     """Flat when small; IVF-PQ with an exact re-ranking step (RFlat) when large.
 
-    nlist ~ 4 sqrt(N) (power of two), PQ at dim/8 bytes per vector (must divide dim), and the top
+    nlist ~ sqrt(N) (power of two), PQ at dim/8 bytes per vector (must divide dim), and the top
     k * k_factor_rf PQ candidates re-scored with the stored full vectors, which is what keeps
     recall@10 near exact (see BENCHMARKS.md)."""
     if n <= AUTO_FLAT_MAX:
         return "Flat", ""
-    nlist = 2 ** round(math.log2(4 * math.sqrt(n)))
+    nlist = 2 ** round(math.log2(math.sqrt(n)))
     m = next(m for m in (dim // 8, dim // 4, dim // 2, dim) if m and dim % m == 0)
-    return f"IVF{nlist},PQ{m},RFlat", "nprobe=64,k_factor_rf=8"
+    factory = f"IVF{nlist},PQ{m},RFlat"
+    return factory, default_params(factory)
 
 
 def default_params(factory: str) -> str:
-    """Search-time parameters for a user-given factory string."""
+    """Search-time parameters for a factory string (a ParameterSpace string)."""
     params = []
     if "IVF" in factory:
         params.append("nprobe=32")
     if "HNSW" in factory:
         params.append("efSearch=128")
     if "RFlat" in factory or "Refine" in factory:
-        params.append("k_factor_rf=8")
+        params.append("k_factor_rf=16")
     return ",".join(params)
 
 
@@ -77,7 +78,7 @@ def _num_gpus() -> int:
 
 
 def build_faiss(vectors: np.ndarray, factory: str = "auto", seed: int = 0, progress: bool = True):
-    """Trains (on a sample of at most 64 points per centroid) and fills an index; returns a CPU index,
+    """Trains (on a sample of 40 points per centroid) and fills an index; returns a CPU index,
     its search parameter string and the resolved factory. A bad factory string raises XModalError."""
     import faiss
 
@@ -96,11 +97,12 @@ def build_faiss(vectors: np.ndarray, factory: str = "auto", seed: int = 0, progr
         except RuntimeError:
             target = index
     if not index.is_trained:
-        # k-means wants ~40-256 points per centroid: the IVF's nlist, and PQ's 256 per sub-quantizer
+        # k-means wants ~40 points per centroid (faiss warns below 39): the IVF's nlist, and 256 per
+        # PQ sub-quantizer; more only costs training time
         ivf = faiss.try_extract_index_ivf(index)
         centroids = max(getattr(ivf, "nlist", 0), 256)
         rng = np.random.default_rng(seed)
-        sample = vectors[np.sort(rng.choice(n, min(n, 64 * centroids), replace=False))]
+        sample = vectors[np.sort(rng.choice(n, min(n, 40 * centroids), replace=False))]
         try:
             target.train(np.ascontiguousarray(sample, dtype=np.float32))
         except RuntimeError as e:

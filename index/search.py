@@ -125,14 +125,9 @@ class LoadedIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-`fetch` (scores, keys), both (Q, fetch), keys -1 where fewer exist."""
         if allowed is not None and len(allowed) <= EXACT_FILTER_MAX:
-            fetch = min(fetch, len(allowed))
-            scores = q @ np.asarray(self._vectors[allowed]).T  # (Q, A)
-            top = np.argpartition(-scores, fetch - 1, axis=1)[:, :fetch] if fetch < len(allowed) else None
-            if top is None:
-                top = np.broadcast_to(np.arange(len(allowed)), scores.shape)
-            s = np.take_along_axis(scores, top, 1)
-            order = np.argsort(-s, axis=1, kind="stable")
-            return np.take_along_axis(s, order, 1), allowed[np.take_along_axis(top, order, 1)]
+            scores = q @ np.asarray(self._vectors[allowed]).T  # (Q, A): exact over the filtered rows
+            order = np.argsort(-scores, axis=1, kind="stable")[:, :fetch]
+            return np.take_along_axis(scores, order, 1), allowed[order]
         scores, keys = self._index.search(q, min(fetch, self.ntotal))
         if allowed is not None:
             keep = np.isin(keys, allowed)
@@ -156,9 +151,11 @@ class LoadedIndex:
         if k <= 0:
             return [[] for _ in q]
         allowed = self._allowed(media, where)
-        limit = self.ntotal if allowed is None else len(allowed)
-        if limit == 0:
+        if allowed is not None and len(allowed) == 0:
             return [[] for _ in q]
+        # candidates to rank: the filtered set when it is searched exactly, else the whole FAISS index
+        exact = allowed is not None and len(allowed) <= EXACT_FILTER_MAX
+        limit = len(allowed) if exact else self.ntotal
         fetch = min(k * self._fanout, limit)
         while True:
             scores, keys = self._candidates(q, fetch, allowed)

@@ -15,9 +15,10 @@ def _clustered(n, dim=32, clusters=20, seed=0):
 
 
 def test_auto_is_flat_when_small_and_refined_ivf_pq_when_large():
-    assert auto_factory(1000, 512) == ("Flat", "")
-    factory, params = auto_factory(AUTO_FLAT_MAX + 1, 384)
-    assert factory.startswith("IVF") and ",PQ48," in factory and factory.endswith("RFlat")
+    assert auto_factory(AUTO_FLAT_MAX, 512) == ("Flat", "")
+    assert auto_factory(AUTO_FLAT_MAX + 1, 512)[0].startswith("IVF512,PQ64,")
+    factory, params = auto_factory(1_000_000, 384)
+    assert factory == "IVF1024,PQ48,RFlat"
     assert "nprobe" in params and "k_factor_rf" in params
 
 
