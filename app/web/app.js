@@ -220,7 +220,8 @@ function mediaElement(hit) {
   return link;
 }
 
-function renderHits(resp, emptyMessage) {
+/** `about` says what was searched ("for “cat”"); `emptyMessage` is the status when nothing matched. */
+function renderHits(resp, about, emptyMessage) {
   mediaUrls.forEach((u) => URL.revokeObjectURL(u));
   mediaUrls = [];
   const frag = document.createDocumentFragment();
@@ -244,7 +245,7 @@ function renderHits(resp, emptyMessage) {
   const n = resp.hits.length;
   setStatus(
     n
-      ? `${n} result${n === 1 ? "" : "s"} from ${resp.index} ${formatVersion(resp.version)} in ${resp.took_ms.toFixed(0)} ms`
+      ? `${n} result${n === 1 ? "" : "s"} ${about} from ${resp.index} ${formatVersion(resp.version)} in ${resp.took_ms.toFixed(0)} ms`
       : emptyMessage,
   );
 }
@@ -259,19 +260,22 @@ async function runSearch(search) {
   const mediaWord = opts.media ? `${opts.media}s` : "results";
   try {
     let resp;
+    let about;
     let empty;
     if (search.kind === "text") {
       resp = await api("v1/search/text", { json: { query: search.query, ...opts } });
+      about = `for \u201c${search.query}\u201d`;
       empty = `No ${mediaWord} match \u201c${search.query}\u201d.`;
     } else {
       const form = imageForm(currentImage, { k: String(opts.k) });
       if (opts.index) form.append("index", opts.index);
       if (opts.media) form.append("media", opts.media);
       resp = await api("v1/search/image", { form });
+      about = "similar to your image";
       empty = `No similar ${mediaWord} found.`;
     }
     if (seq !== searchSeq) return;
-    renderHits(resp, empty);
+    renderHits(resp, about, empty);
   } catch (e) {
     if (seq !== searchSeq) return;
     els.grid.replaceChildren();

@@ -61,7 +61,8 @@ def test_text_query_shows_the_apis_hits(page_at, service_url, artifacts):
     ref = httpx.post(f"{service_url}/v1/search/text", json={"query": "a red square", "k": 12}).json()
     assert ref["hits"], "the reference search found nothing"
     assert page.eval_on_selector_all(".card", CARDS_JS) == expected_cards(ref["hits"])
-    assert page.text_content("#status").startswith(f"{len(ref['hits'])} results from {INDEX_NAME}")
+    status = f"{len(ref['hits'])} results for \u201ca red square\u201d from {INDEX_NAME}"
+    assert page.text_content("#status").startswith(status)
     assert page.is_hidden("#error")
     page.wait_for_load_state("networkidle")
     page.screenshot(path=str(artifacts / "web-text-search.png"), full_page=True)
