@@ -83,7 +83,7 @@ def test_media_filter_and_video_starts_at_its_segment(page_at, service_url, imag
     assert start == VIDEO_SEGMENTS[1][0], "the frame should match the video's second segment"
     # The browser fetches the real file (Range requests) and seeks to the matched segment.
     video = page.locator(".card video").first
-    video.evaluate("v => new Promise(r => v.readyState >= 1 ? r() : v.addEventListener('loadedmetadata', r))")
+    page.wait_for_function("v => v.readyState >= 1", arg=video.element_handle(), timeout=20_000)
     assert video.evaluate("v => v.currentTime") == pytest.approx(start, abs=0.05)
     assert page.text_content(".card .segment").startswith("0:02")
     page.screenshot(path=str(artifacts / "web-video-filter.png"), full_page=True)
