@@ -36,7 +36,11 @@ def decode_image(data: bytes, limits: LimitSettings, field: str = "image") -> Im
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))  # reads the header only
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, OSError):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # PIL's own, higher limit
+        raise BadInputError(
+            f"{field}: too many pixels; the limit is {limits.max_image_pixels} pixels", 413
+        ) from None
+    except (UnidentifiedImageError, OSError):
         raise BadInputError(
             f"{field}: not a readable image; accepted formats: {', '.join(ACCEPTED_FORMATS)}", 415
         ) from None

@@ -213,7 +213,7 @@ class Registry:
         opened: dict[str, Any] = {}
         try:
             for name in names:
-                opened[name] = self._open_checked(model, name, versions.get(name))
+                opened[name] = self._open_warm(model, name, versions.get(name))
         except Exception:
             for index in opened.values():
                 index.close()

@@ -132,6 +132,10 @@ def test_image_upload_limits(client):
     Image.new("1", (7000, 6000)).save(buf, "PNG")  # 42 Mpx in 5 kB: a decompression bomb
     r = post(buf.getvalue())
     assert r.status_code == 413 and "pixels" in r.json()["detail"] and "40000000" in r.json()["detail"]
+    buf = io.BytesIO()
+    Image.new("1", (10000, 10000)).save(buf, "PNG")  # over PIL's own bomb limit too
+    r = post(buf.getvalue())
+    assert r.status_code == 413 and "40000000 pixels" in r.json()["detail"]
     assert client.post("/v1/search/image", data={"k": "3"}).status_code == 422  # no file
 
 
