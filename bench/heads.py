@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument(
         "--openclipart-limit", type=int, default=1500, help="train images from openclipart (0: skip)"
     )
+    ap.add_argument("--train-images", type=int, default=0, help="easy-vqa train images to use (0: all)")
     ap.add_argument("--epochs", type=int, default=8, help="VQA epochs per fusion mode")
     ap.add_argument("--hidden", type=int, default=128, help="VQA head width, every fusion mode")
     ap.add_argument("--caption-epochs", type=int, default=8)
@@ -104,13 +105,17 @@ def main(argv: list[str] | None = None) -> dict:
 
     train_qa, test_qa = qa_examples(ev, ("train",)), qa_examples(ev, ("test",))
     cap_train, _ = easy_vqa_pairs(ev, ("train",))
+    if args.train_images:  # a seeded subset of train images, with all their questions and captions
+        keep = set(random.Random(0).sample(sorted({e.key for e in train_qa}), args.train_images))
+        train_qa = [e for e in train_qa if e.key in keep]
+        cap_train = [p for p in cap_train if p.key in keep]
     cap_test, truth = easy_vqa_pairs(ev, ("test",))
     oc_train, oc_test = [], []
     if args.openclipart_limit and oc.is_file():
         rng = random.Random(0)
         oc_train = caption_pairs(oc, ("train",))
         oc_train = rng.sample(oc_train, min(args.openclipart_limit, len(oc_train)))
-        oc_test = caption_pairs(oc, ("test",))[: args.openclipart_limit // 2]
+        oc_test = caption_pairs(oc, ("test",))[: max(args.openclipart_limit // 2, 1)]
     images = [(e.key, e.image) for e in train_qa + test_qa] + [(p.key, p.image) for p in oc_train + oc_test]
     feature_s = fill_cache(model, cache, images, cache_file)
 
@@ -179,7 +184,8 @@ def render(r: dict, args, n_train: int, n_test: int, n_oc: int) -> str:
         "## Heads: VQA fusion modes and captioning (bench/heads.py)",
         "",
         f"Model `{r['model']}` with its encoder frozen; {platform.machine()} CPU, "
-        f"{torch.get_num_threads()} threads. easy-vqa: {n_train:,} train questions, "
+        f"{torch.get_num_threads()} threads. easy-vqa: {n_train:,} train questions "
+        f"({args.train_images or 'all'} train images), "
         f"{n_test:,} test questions (official test split). "
         f"Image and question tokens computed once: {r['features_s']:.0f} s (0 when read from the cache); "
         f"each VQA head (width {args.hidden}) then trains {args.epochs} epochs on the cached tokens.",

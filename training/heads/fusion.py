@@ -10,7 +10,8 @@ and return answer logits (B, A).
 
     early   pooled image and pooled question, concatenated (with their product), then an MLP
     late    an image-only and a question-only classifier; their logits are added
-    hybrid  question tokens cross-attend over the image tokens, then pooled and classified
+    hybrid  question tokens cross-attend over the image tokens, then pooled, combined with the pooled
+            image like early fusion, and classified
 """
 
 import torch
@@ -68,12 +69,13 @@ class HybridFusion(nn.Module):
             hidden, heads, 2 * hidden, dropout, activation="gelu", batch_first=True, norm_first=True
         )
         self.attend = nn.TransformerDecoder(layer, layers)
-        self.classify = mlp(2 * hidden, 2 * hidden, n_answers, dropout)
+        self.classify = mlp(3 * hidden, 2 * hidden, n_answers, dropout)
 
     def forward(self, pooled, spatial, question: torch.Tensor, q_mask: torch.Tensor) -> torch.Tensor:
         memory = torch.cat([pooled.unsqueeze(1), spatial], dim=1)  # (B, 1 + N, H)
-        attended = self.attend(question, memory, tgt_key_padding_mask=~q_mask)  # (B, L, H)
-        return self.classify(torch.cat([masked_mean(attended, q_mask), pooled], dim=-1))
+        attended = masked_mean(self.attend(question, memory, tgt_key_padding_mask=~q_mask), q_mask)  # (B, H)
+        # as in early fusion, the product lets yes-no questions compare what was asked with what is seen
+        return self.classify(torch.cat([attended, pooled, attended * pooled], dim=-1))
 
 
 def build_fusion(
