@@ -62,15 +62,16 @@ PRESETS = {
 
 
 def _parse_weights(specs: list[str], what: str, cast) -> dict:
+    """["contrastive=1", "vqa=0.5"] -> {"contrastive": 1.0, "vqa": 0.5}; XModalError on a bad spec."""
     out = {}
     for spec in specs:
-        name, eq, value = spec.partition("=")
+        name, _, value = (part.strip() for part in spec.partition("="))
         try:
-            out[name.strip()] = cast(value)
+            if not name:
+                raise ValueError(spec)
+            out[name] = cast(value)
         except ValueError:
-            eq = ""
-        if not eq or not name.strip():
-            raise XModalError(f"--{what} {spec!r}: expected NAME=NUMBER")
+            raise XModalError(f"--{what} {spec!r}: expected NAME=NUMBER") from None
     return out
 
 
