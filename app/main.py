@@ -7,6 +7,7 @@ XMODAL_* through a Settings object; `xmodal serve` (app/serve.py) runs one under
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -103,6 +104,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        if settings.switch_interval_ms is not None:
+            sys.setswitchinterval(settings.switch_interval_ms / 1000)
         if settings.torch_threads is not None:
             import faiss
             import torch
