@@ -12,6 +12,7 @@ the most accurate VQA head and the caption head, metrics in its card.
 
 import argparse
 import json
+import os
 import platform
 import random
 import statistics
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
@@ -37,19 +39,24 @@ from training.tasks import load_rgb  # noqa: E402
 MARK_START, MARK_END = "<!-- bench:heads -->", "<!-- /bench:heads -->"
 
 
-def fill_cache(model, cache: TokenCache, items: list[tuple[str, object]], path: Path | None) -> float:
-    """Computes the image tokens of (key, image) items not yet cached; returns the seconds it took."""
+def fill_cache(model, cache: TokenCache, items: list[tuple[str, object]], path: Path | None) -> dict:
+    """Computes the image tokens of (key, image) items not yet cached. Returns how long computing
+    them took and for how many images, as recorded in the on-disk cache when they came from there."""
+    meta = {"seconds": 0.0, "images": 0}
     if path and path.is_file() and not cache.images:
+        with safe_open(str(path), "pt") as f:
+            meta = {k: float(v) for k, v in (f.metadata() or meta).items()}
         cache.images.update(load_file(str(path)))
     todo = [(k, im) for k, im in dict(items).items() if k not in cache.images]
     start = time.perf_counter()
     for i in tqdm(range(0, len(todo), 32), desc="image tokens", unit="batch"):
         chunk = todo[i : i + 32]
         cache.image_tokens(model, [k for k, _ in chunk], [im for _, im in chunk])
+    meta = {"seconds": meta["seconds"] + time.perf_counter() - start, "images": meta["images"] + len(todo)}
     if path and todo:
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(cache.images, str(path))
-    return time.perf_counter() - start
+        save_file(cache.images, str(path), metadata={k: str(v) for k, v in meta.items()})
+    return meta
 
 
 def latency_ms(fn, repeats: int = 10) -> float:
@@ -117,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
         oc_train = rng.sample(oc_train, min(args.openclipart_limit, len(oc_train)))
         oc_test = caption_pairs(oc, ("test",))[: max(args.openclipart_limit // 2, 1)]
     images = [(e.key, e.image) for e in train_qa + test_qa] + [(p.key, p.image) for p in oc_train + oc_test]
-    feature_s = fill_cache(model, cache, images, cache_file)
+    features = fill_cache(model, cache, images, cache_file)
 
     # VQA: one head per fusion mode on the same cached tokens
     task = VQATask(train_qa, batch_size=128)
@@ -151,7 +158,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     result = {
         "model": model_ref,
-        "features_s": feature_s,
+        "features": features,
+        "image_size": model.image_size,
         "vqa": rows,
         "caption": {
             **cap,
@@ -184,10 +192,12 @@ def render(r: dict, args, n_train: int, n_test: int, n_oc: int) -> str:
         "## Heads: VQA fusion modes and captioning (bench/heads.py)",
         "",
         f"Model `{r['model']}` with its encoder frozen; {platform.machine()} CPU, "
-        f"{torch.get_num_threads()} threads. easy-vqa: {n_train:,} train questions "
+        f"{torch.get_num_threads()} torch threads, 1-min load average {os.getloadavg()[0]:.1f} at the end "
+        f"(shared host). easy-vqa: {n_train:,} train questions "
         f"({args.train_images or 'all'} train images), "
         f"{n_test:,} test questions (official test split). "
-        f"Image and question tokens computed once: {r['features_s']:.0f} s (0 when read from the cache); "
+        f"Image tokens are computed once ({r['features']['images']:.0f} images in "
+        f"{r['features']['seconds']:.0f} s, image tower at {r['image_size']} px) and cached on disk; "
         f"each VQA head (width {args.hidden}) then trains {args.epochs} epochs on the cached tokens.",
         "",
         "| fusion | test accuracy | yes-no | color | shape | train (s) | latency, 1 image (ms) | params |",
