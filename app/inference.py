@@ -48,9 +48,38 @@ def _search_forward(index, queries: list[Query]) -> list:
     return results
 
 
+class TextQuery(NamedTuple):
+    text: str
+    index: object  # the LoadedIndex to search (of the state the request holds)
+    k: int
+    media: str | None
+    where: dict | None
+
+
+def _text_search_forward(model, queries: list[TextQuery]) -> list:
+    """Text search in one hop: one text forward for the batch, then one search per index and filter."""
+    vectors = _text_forward(model, [q.text for q in queries]).float().cpu().numpy()  # (B, D)
+    results: list = [None] * len(queries)
+    by_index: dict[int, list[int]] = {}
+    for i, q in enumerate(queries):
+        by_index.setdefault(id(q.index), []).append(i)
+    for members in by_index.values():
+        found = _search_forward(
+            queries[members[0]].index,
+            [Query(vectors[i], queries[i].k, queries[i].media, queries[i].where) for i in members],
+        )
+        for i, hits in zip(members, found, strict=True):
+            results[i] = hits
+    return results
+
+
 TEXT = Pipeline("encode_text", preprocess=lambda model, text: text, forward=_text_forward, collate=list)
 IMAGE = Pipeline("encode_image", preprocess=_image_preprocess, forward=_image_forward)
 SEARCH = Pipeline("search", preprocess=lambda index, q: q, forward=_search_forward, collate=list)
+# encode + search fused: /v1/search/text crosses threads once instead of twice
+TEXT_SEARCH = Pipeline(
+    "text_search", preprocess=lambda model, q: q, forward=_text_search_forward, collate=list
+)
 
 
 class Encoders:
@@ -64,6 +93,7 @@ class Encoders:
         self.text = MicroBatcher(TEXT, **opts)
         self.image = MicroBatcher(IMAGE, **opts)
         self.search_batcher = MicroBatcher(SEARCH, **opts)
+        self.text_search_batcher = MicroBatcher(TEXT_SEARCH, **opts)
 
     async def encode_text(self, model, text: str) -> torch.Tensor:
         """(D,) normalised float32 embedding of one text."""
@@ -80,7 +110,12 @@ class Encoders:
         query = Query(np.ascontiguousarray(vector.numpy(), dtype="float32"), k, media, where)
         return await self.search_batcher.submit(index, query)
 
+    async def text_search(self, model, query: TextQuery) -> list:
+        """Hits for one text query: encoded and searched together with concurrent text queries."""
+        return await self.text_search_batcher.submit(model, query)
+
     def close(self) -> None:
+        self.text_search_batcher.close()
         self.text.close()
         self.image.close()
         self.search_batcher.close()

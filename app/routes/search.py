@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
 from app.deps import EncodersDep, ServingDep, SettingsDep, check_k, check_text
+from app.inference import TextQuery
 from app.media import BadInputError, decode_b64_image, decode_image
 from app.registry import ServingState
 from app.schemas import CaptionsResponse, Hit, ImageSearchRequest, SearchResponse, TextSearchRequest
@@ -90,11 +91,12 @@ async def search_text(
     query = check_text(body.query, settings, "query")
     check_k(body.k, settings)
     where = check_where(body.where)
-    state.index(body.index)  # unknown index: 404 before any model work
-    vec = await encoders.encode_text(state.model, query)
-    res = await search_vector(state, encoders, vec, body.k, body.index, body.media, where)
-    res.took_ms = (time.perf_counter() - t0) * 1000
-    return res
+    idx = state.index(body.index)  # unknown index: 404 before any model work
+    hits = await encoders.text_search(state.model, TextQuery(query, idx, body.k, body.media, where))
+    return SearchResponse(
+        index=idx.name, version=str(idx.version), took_ms=(time.perf_counter() - t0) * 1000,
+        hits=[to_hit(idx.name, h) for h in hits],
+    )  # fmt: skip
 
 
 async def read_image_request(request: Request, settings: Settings) -> tuple[Image.Image, dict[str, Any]]:

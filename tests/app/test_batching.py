@@ -132,7 +132,7 @@ def test_queue_full_is_503_with_retry_after(client, monkeypatch):
     async def full(model, item):
         raise QueueFullError("encode_text: 1024 requests already waiting (XMODAL_BATCH__MAX_QUEUE)")
 
-    monkeypatch.setattr(client.app.state.encoders.text, "submit", full)
+    monkeypatch.setattr(client.app.state.encoders.text_search_batcher, "submit", full)
     r = client.post("/v1/search/text", json={"query": "cow"})
     assert r.status_code == 503 and r.headers["retry-after"] == "1" and "MAX_QUEUE" in r.json()["detail"]
 
@@ -162,6 +162,28 @@ def test_concurrent_searches_share_index_passes_and_equal_single_searches(home_t
             want = index.search(v.numpy()[None], k, media, where)[0]
             assert [(h.item_id, round(h.score, 5)) for h in hits] == [
                 (h.item_id, round(h.score, 5)) for h in want
+            ]
+    finally:
+        batcher.close()
+        index.close()
+
+
+def test_fused_text_search_equals_encode_then_search(home_template, tiny_model):
+    from app.inference import TEXT_SEARCH, TextQuery
+    from index.search import open_index
+
+    index = open_index("demo", root=home_template / "indexes")
+    batcher = MicroBatcher(TEXT_SEARCH, max_batch_size=32, max_wait_ms=50)
+    filters = [(None, None), ("video", None), (None, {"split": "train"})]
+    queries = [TextQuery(t, index, 1 + i % 5, *filters[i % 3]) for i, t in enumerate(TEXTS[:12])]
+    try:
+        got = asyncio.run(_gather(batcher, tiny_model, queries))
+        assert batcher.batches_run <= 3
+        vecs = tiny_model.embed_texts([q.text for q in queries]).numpy()
+        for q, v, hits in zip(queries, vecs, got, strict=True):
+            want = index.search(v[None], q.k, q.media, q.where)[0]
+            assert [(h.item_id, round(h.score, 4)) for h in hits] == [
+                (h.item_id, round(h.score, 4)) for h in want
             ]
     finally:
         batcher.close()
