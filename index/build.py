@@ -3,7 +3,7 @@
 Vectors are L2-normalised, so inner product (METRIC_INNER_PRODUCT) is cosine similarity.
     build_faiss(vectors (N, D) float32, "auto" | "Flat" | "HNSW32" | "IVF1024,PQ64" ...)
         -> (cpu index, params, factory actually used)
-`params` is a faiss ParameterSpace string ("nprobe=32,k_factor_rf=4"), stored in manifest.json and
+`params` is a faiss ParameterSpace string ("nprobe=32,k_factor_rf=64"), stored in manifest.json and
 applied when the index is opened.
 """
 
@@ -41,7 +41,7 @@ def default_params(factory: str) -> str:
     if "HNSW" in factory:
         params.append("efSearch=128")
     if "RFlat" in factory or "Refine" in factory:
-        params.append("k_factor_rf=16")
+        params.append("k_factor_rf=64")  # measured at 1M x 384: 16 -> recall@10 0.91, 64 -> 0.997
     return ",".join(params)
 
 
