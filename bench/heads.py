@@ -28,7 +28,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from training.data.corpora.easyvqa import COLORS, SHAPES  # noqa: E402
-from training.factory import load_model, save_model  # noqa: E402
+from training.factory import load_model, read_card, save_model  # noqa: E402
 from training.heads import answer_questions, attach_heads, generate_captions  # noqa: E402
 from training.heads.evaluate import caption_scores, colour_shape_accuracy, easy_vqa_pairs, vqa_accuracy  # noqa: E402
 from training.heads.fit import train_heads  # noqa: E402
@@ -183,7 +183,9 @@ def main(argv: list[str] | None = None) -> dict:
                 **{f"openclipart/{k}": v for k, v in oc_scores.items()},
             }
         }
-        save_model(model, args.save, card)
+        base = read_card(model_ref) if Path(model_ref, "card.json").is_file() else {}
+        base.pop("fingerprint", None)  # the weights change: save_model writes the new one
+        save_model(model, args.save, {**base, **card, "base_model": model_ref})
     return result
 
 
