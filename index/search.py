@@ -53,6 +53,26 @@ def _hit(row: Row, score: float, segment: Row | None = None) -> Hit:
     )
 
 
+def _exact_topk(
+    q: np.ndarray, vectors: np.ndarray, fetch: int, block: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-`fetch` by inner product: (scores, row positions), both (Q, fetch), best first.
+    Queries go in blocks so the (block, N) score matrix stays small."""
+    fetch = min(fetch, len(vectors))
+    out_s, out_i = [], []
+    for i in range(0, len(q), block):
+        scores = q[i : i + block] @ vectors.T  # (B, N)
+        if fetch < scores.shape[1]:
+            part = np.argpartition(-scores, fetch - 1, axis=1)[:, :fetch]
+        else:
+            part = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+        top = np.take_along_axis(scores, part, 1)
+        order = np.argsort(-top, axis=1, kind="stable")
+        out_s.append(np.take_along_axis(top, order, 1))
+        out_i.append(np.take_along_axis(part, order, 1))
+    return np.concatenate(out_s), np.concatenate(out_i)
+
+
 def _read_faiss(path: Path):
     import faiss
 
@@ -76,17 +96,20 @@ class LoadedIndex:
         except (OSError, json.JSONDecodeError) as e:
             raise XModalError(f"index {name!r} version {version!r}: unreadable manifest.json ({e})") from None
         self._index = _read_faiss(self.path / "index.faiss")
+        on_gpu = False
         if faiss.get_num_gpus() > 0:
             try:  # HNSW and refine wrappers have no GPU version and stay on CPU
                 self._index = faiss.index_cpu_to_all_gpus(self._index)
-                space = faiss.GpuParameterSpace()
+                on_gpu = True
             except RuntimeError:
-                space = faiss.ParameterSpace()
-        else:
-            space = faiss.ParameterSpace()
+                pass
+        space = faiss.GpuParameterSpace() if on_gpu else faiss.ParameterSpace()
         if self.manifest.get("search_params"):
             space.set_index_parameters(self._index, self.manifest["search_params"])
         self._vectors = np.load(self.path / "vectors.npy", mmap_mode="r")  # (N, D) float32
+        # Exact search on CPU: numpy matmul over the mapped vectors beats FAISS Flat here (100k x 384:
+        # 32 vs 64 ms for one query, 0.47 vs 4.2 s for 200; FAISS's bundled BLAS misdetects this CPU)
+        self._numpy_flat = self.manifest.get("factory") == "Flat" and not on_gpu
         self._store = MetaStore(self.path / "meta.sqlite")
         self._filter_cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
@@ -125,9 +148,10 @@ class LoadedIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-`fetch` (scores, keys), both (Q, fetch), keys -1 where fewer exist."""
         if allowed is not None and len(allowed) <= EXACT_FILTER_MAX:
-            scores = q @ np.asarray(self._vectors[allowed]).T  # (Q, A): exact over the filtered rows
-            order = np.argsort(-scores, axis=1, kind="stable")[:, :fetch]
-            return np.take_along_axis(scores, order, 1), allowed[order]
+            scores, pos = _exact_topk(q, np.asarray(self._vectors[allowed]), fetch)
+            return scores, allowed[pos]
+        if allowed is None and self._numpy_flat:
+            return _exact_topk(q, self._vectors, fetch)
         scores, keys = self._index.search(q, min(fetch, self.ntotal))
         if allowed is not None:
             keep = np.isin(keys, allowed)

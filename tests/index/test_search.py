@@ -53,8 +53,9 @@ def _publish(name="t", factory="Flat", **kw):
     return rows, vecs
 
 
-def test_search_matches_brute_force_with_one_hit_per_video():
-    rows, vecs = _publish()
+@pytest.mark.parametrize("factory", ["Flat", "IVF1,Flat"])  # numpy exact path; the FAISS path
+def test_search_matches_brute_force_with_one_hit_per_video(factory):
+    rows, vecs = _publish(factory=factory)
     idx = open_index("t")
     queries = _unit(np.random.default_rng(1).normal(size=(8, DIM)))
     for q, hits in zip(queries, idx.search(queries, k=10), strict=True):
