@@ -67,7 +67,8 @@ def _exact_topk(
         else:
             part = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
         top = np.take_along_axis(scores, part, 1)
-        order = np.argsort(-top, axis=1, kind="stable")
+        order = np.lexsort((part, -top), axis=1)  # best first; equal scores by row position, so
+        # a query gets the same order alone or in a batch
         out_s.append(np.take_along_axis(top, order, 1))
         out_i.append(np.take_along_axis(part, order, 1))
     return np.concatenate(out_s), np.concatenate(out_i)
@@ -157,7 +158,7 @@ class LoadedIndex:
             keep = np.isin(keys, allowed)
             keys = np.where(keep, keys, -1)
             scores = np.where(keep, scores, -np.inf)
-            order = np.argsort(-scores, axis=1, kind="stable")
+            order = np.lexsort((keys, -scores), axis=1)
             scores, keys = np.take_along_axis(scores, order, 1), np.take_along_axis(keys, order, 1)
         return scores, keys
 
