@@ -1,7 +1,8 @@
 """`xmodal demo`: the embedded default, end to end, idempotent.
 
 1. prepare the five real corpora (skips finished items),
-2. train the default model into XMODAL_HOME/models/default unless it is there,
+2. train the default model (dual encoder, then VQA + caption heads) into XMODAL_HOME/models/default
+   unless it is there; a killed run resumes,
 3. build the `demo` index (openclipart + photos + videos) unless CURRENT was embedded by that model,
 4. serve the API and the web page.
 
@@ -39,6 +40,7 @@ def demo(
     from index.cli import main as index_main
     from training.data.cli import main as data_main
     from training.factory import read_card
+    from training.heads.fit import fit_default_heads
     from training.train import main as train_main
 
     typer.secho("[1/4] corpora", bold=True)
@@ -46,11 +48,16 @@ def demo(
 
     model_dir = models_dir() / "default"
     card = read_card(model_dir)
-    if card.get("fingerprint") and card.get("complete", True):
+    trained = card.get("fingerprint") and card.get("steps") == card.get("total_steps")
+    if trained and "heads" in card:
         typer.secho(f"[2/4] default model present: {model_dir} ({card['fingerprint']})", bold=True)
+    elif trained:  # training finished but the heads stage did not
+        typer.secho("[2/4] fitting the caption and VQA heads of the default model", bold=True)
+        card = fit_default_heads(model_dir)
     else:
         typer.secho("[2/4] training the default model (about 15 minutes on 2 cores)", bold=True)
-        train_main(["--preset", "default", "--out", str(model_dir)])
+        resume = ["--resume"] if card.get("fingerprint") else []  # a killed run continues
+        train_main(["--preset", "default", "--out", str(model_dir), *resume])
         card = read_card(model_dir)
 
     if _index_fingerprint(DEMO_INDEX) == card.get("fingerprint"):

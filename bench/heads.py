@@ -21,9 +21,6 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
-from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -31,32 +28,12 @@ from training.data.corpora.easyvqa import COLORS, SHAPES  # noqa: E402
 from training.factory import load_model, read_card, save_model  # noqa: E402
 from training.heads import answer_questions, attach_heads, generate_captions  # noqa: E402
 from training.heads.evaluate import caption_scores, colour_shape_accuracy, easy_vqa_pairs, vqa_accuracy  # noqa: E402
-from training.heads.fit import train_heads  # noqa: E402
+from training.heads.fit import fill_token_cache, train_heads  # noqa: E402
 from training.heads.tasks import CaptionTask, TokenCache, VQATask, caption_pairs, qa_examples  # noqa: E402
 from training.home import corpora_dir, models_dir, xmodal_home  # noqa: E402
 from training.tasks import load_rgb  # noqa: E402
 
 MARK_START, MARK_END = "<!-- bench:heads -->", "<!-- /bench:heads -->"
-
-
-def fill_cache(model, cache: TokenCache, items: list[tuple[str, object]], path: Path | None) -> dict:
-    """Computes the image tokens of (key, image) items not yet cached. Returns how long computing
-    them took and for how many images, as recorded in the on-disk cache when they came from there."""
-    meta = {"seconds": 0.0, "images": 0}
-    if path and path.is_file() and not cache.images:
-        with safe_open(str(path), "pt") as f:
-            meta = {k: float(v) for k, v in (f.metadata() or meta).items()}
-        cache.images.update(load_file(str(path)))
-    todo = [(k, im) for k, im in dict(items).items() if k not in cache.images]
-    start = time.perf_counter()
-    for i in tqdm(range(0, len(todo), 32), desc="image tokens", unit="batch"):
-        chunk = todo[i : i + 32]
-        cache.image_tokens(model, [k for k, _ in chunk], [im for _, im in chunk])
-    meta = {"seconds": meta["seconds"] + time.perf_counter() - start, "images": meta["images"] + len(todo)}
-    if path and todo:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(cache.images, str(path), metadata={k: str(v) for k, v in meta.items()})
-    return meta
 
 
 def latency_ms(fn, repeats: int = 10) -> float:
@@ -124,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
         oc_train = rng.sample(oc_train, min(args.openclipart_limit, len(oc_train)))
         oc_test = caption_pairs(oc, ("test",))[: max(args.openclipart_limit // 2, 1)]
     images = [(e.key, e.image) for e in train_qa + test_qa] + [(p.key, p.image) for p in oc_train + oc_test]
-    features = fill_cache(model, cache, images, cache_file)
+    features = fill_token_cache(model, cache, images, cache_file)
 
     # VQA: one head per fusion mode on the same cached tokens
     task = VQATask(train_qa, batch_size=128)

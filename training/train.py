@@ -11,6 +11,8 @@ trainer state (optimizer, RNG, step), so `--resume` continues a killed run exact
 pure function of (seed, epoch, position), and the position follows from the step.
 """
 
+import json
+import os
 import sys
 from dataclasses import dataclass, field
 
@@ -43,6 +45,7 @@ class TrainConfig:
     unlock_image_blocks: int = 0
     unlock_text_layers: int = 0
     cache: bool = True  # use the frozen-tower feature cache when both towers are locked
+    fit_heads: bool = False  # afterwards, fit VQA + caption heads on the frozen encoder (heads/fit.py)
 
 
 # The default model: LiT heads on cached locked-tower features. ~9k images to embed once (EfficientNet-Lite0
@@ -58,6 +61,7 @@ PRESETS = {
         "lr": 2e-3,
         "weight_decay": 0.05,
         "save_every": 1000,
+        "fit_heads": True,
     },
 }
 
@@ -161,6 +165,11 @@ def train(
 
     cfg = resolve_config(preset, given, resume)
     out_dir = Trainer(cfg, resume=resume).fit()
+    if cfg.fit_heads and int(os.environ.get("RANK", "0")) == 0:
+        from training.heads.fit import fit_default_heads
+
+        card = fit_default_heads(out_dir)
+        typer.echo(f"heads: {json.dumps({k: v for k, v in card['heads'].items() if '/' in k})}")
     typer.echo(f"model saved to {out_dir}")
 
 
