@@ -23,7 +23,7 @@ def _register() -> None:
     from app.serve import cli as serve_cli
     from index.cli import cli as index_cli
     from training.data.cli import cli as data_cli
-    from training.evaluate import cli as eval_cli
+    from training.eval_cli import cli as eval_cli
     from training.train import cli as train_cli
 
     xmodal.add_typer(data_cli, name="data", help="Prepare, import and list corpora.")

@@ -1,4 +1,4 @@
-"""`xmodal eval --model DIR`: retrieval recall and prompt classification, printed and merged into card.json.
+"""Evaluation: retrieval recall and prompt classification (`xmodal eval` is training/eval_cli.py).
 
 Reusable pieces (the heads add VQA and caption metrics through training.heads.evaluate):
 
@@ -11,17 +11,12 @@ Fashion-MNIST accuracy by class prompts is *zero-shot* only for a model that nev
 otherwise it is named "prompt classification on a held-out split" (DESIGN.md, "Honest evaluation").
 """
 
-from pathlib import Path
 
 import torch
-import typer
 from tqdm import tqdm
 
-from training.cli_util import run
 from training.errors import XModalError
 from training.model import XModalModel
-
-cli = typer.Typer(no_args_is_help=False, add_completion=False, pretty_exceptions_enable=False)
 
 
 def retrieval_recall(img: torch.Tensor, txt: torch.Tensor, relevant: torch.Tensor, ks=(1, 5, 10)) -> dict:
@@ -158,41 +153,3 @@ def evaluate_model(
                 continue
         out["heads"] = evaluate_heads(model, manifests)
     return out
-
-
-def format_table(metrics: dict) -> str:
-    """One row per evaluation, one column per metric."""
-    lines = []
-    for name, values in metrics.items():
-        if isinstance(values, dict):
-            cells = "  ".join(
-                f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()
-            )
-            lines.append(f"{name:<44} {cells}")
-    return "\n".join(lines)
-
-
-@cli.callback(invoke_without_command=True)
-def evaluate(
-    model: str = typer.Option(..., help="Model directory (or a registry name: untrained heads)."),
-    retrieval: str = typer.Option("openclipart", help="Corpus for text<->image recall (its test split)."),
-    classify: str = typer.Option("fashion-mnist", help="Labelled corpus for prompt classification."),
-    limit: int = typer.Option(None, help="Evaluate on at most N test images per corpus (seeded sample)."),
-    write: bool = typer.Option(True, help="Merge the metrics into the model's card.json."),
-) -> None:
-    """Evaluate a model: retrieval recall and prompt classification."""
-    from training.factory import load_model, read_card, write_card
-
-    if limit is not None and limit < 1:
-        raise XModalError(f"--limit must be positive, got {limit}")
-    m = load_model(model)
-    card = read_card(model) if Path(model).is_dir() else {}
-    metrics = evaluate_model(m, card, retrieval, classify, limit)
-    typer.echo(format_table(metrics))
-    if write and Path(model).is_dir():
-        write_card(model, {"metrics": {**card.get("metrics", {}), **metrics}})
-
-
-def main(argv: list[str] | None = None):
-    """Entry point for tests: `main(["--model", dir])`."""
-    return run(cli, argv)

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 
 from tests.training.synthetic import make_corpus
 from training.errors import XModalError
-from training.evaluate import main, prompt_accuracy, retrieval_recall
+from training.eval_cli import main
+from training.evaluate import prompt_accuracy, retrieval_recall
 from training.factory import create_model, read_card, save_model
 
 
