@@ -24,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.report import write_section  # noqa: E402
 from training.data.corpora.easyvqa import COLORS, SHAPES  # noqa: E402
 from training.factory import load_model, read_card, save_model  # noqa: E402
 from training.heads import answer_questions, attach_heads, generate_captions  # noqa: E402
@@ -32,8 +33,6 @@ from training.heads.fit import fill_token_cache, train_heads  # noqa: E402
 from training.heads.tasks import CaptionTask, TokenCache, VQATask, caption_pairs, qa_examples  # noqa: E402
 from training.home import corpora_dir, models_dir, xmodal_home  # noqa: E402
 from training.tasks import load_rgb  # noqa: E402
-
-MARK_START, MARK_END = "<!-- bench:heads -->", "<!-- /bench:heads -->"
 
 
 def latency_ms(fn, repeats: int = 10) -> float:
@@ -44,17 +43,6 @@ def latency_ms(fn, repeats: int = 10) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return 1000 * statistics.median(times)
-
-
-def write_section(path: Path, text: str) -> None:
-    """Replaces the text between the markers, adding them (or the file) when missing."""
-    doc = path.read_text() if path.is_file() else "# Benchmarks\n"
-    if MARK_START in doc and MARK_END in doc:
-        head, rest = doc.split(MARK_START, 1)
-        doc = head + MARK_START + "\n" + text + "\n" + MARK_END + rest.split(MARK_END, 1)[1]
-    else:
-        doc = doc.rstrip("\n") + f"\n\n{MARK_START}\n{text}\n{MARK_END}\n"
-    path.write_text(doc)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -146,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
             "train_images": len(cap_task.pairs),
         },
     }
-    write_section(args.out, render(result, args, len(train_qa), len(test_qa), len(oc_train)))
+    write_section(args.out, "heads", render(result, args, len(train_qa), len(test_qa), len(oc_train)))
     if args.save:
         card = {
             "heads": {

@@ -15,7 +15,6 @@ Results go between <!-- bench:index --> and <!-- /bench:index --> in BENCHMARKS.
 import argparse
 import json
 import os
-import re
 import sys
 import tempfile
 import time
@@ -26,11 +25,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.report import write_section  # noqa: E402
 from index.build import auto_factory, build_faiss  # noqa: E402
 from index.readers import read_sources  # noqa: E402
 from index.runner import JobConfig, run_job  # noqa: E402
-
-BEGIN, END = "<!-- bench:index -->", "<!-- /bench:index -->"
 
 
 def job_vs_model(corpus: str, model_name: str, n: int, batch_size: int, workers: int) -> dict:
@@ -173,7 +171,7 @@ def faiss_table(sizes: list[int], dim: int, queries: int, seed: int = 0) -> list
 
 
 def to_markdown(job: dict | None, table: list[dict], env: str) -> str:
-    lines = [BEGIN, "", "### Indexing (`bench/index.py`)", "", env, ""]
+    lines = ["", "### Indexing (`bench/index.py`)", "", env, ""]
     if job:
         ok = "meets" if job["ratio"] >= 0.85 else "misses"
         lines += [
@@ -209,16 +207,7 @@ def to_markdown(job: dict | None, table: list[dict], env: str) -> str:
             f"`auto` recall@10 >= {worst} at every size "
             f"({'meets' if worst >= 0.95 else 'misses'} the 0.95 target).",
         ]
-    lines += ["", END]
     return "\n".join(lines)
-
-
-def write_benchmarks(text: str, path: Path) -> None:
-    """Replaces only this benchmark's section; creates the file or appends the markers if missing."""
-    old = path.read_text() if path.is_file() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip() + "\n\n" + text + "\n"
-    path.write_text(new)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -250,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{torch.__version__}, faiss {__import__('faiss').__version__}; "
         f"vectors dim {args.dim}, {args.queries} queries."
     )
-    write_benchmarks(to_markdown(job, table, env), args.out)
+    write_section(args.out, "index", to_markdown(job, table, env))
 
 
 if __name__ == "__main__":

@@ -26,9 +26,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.report import write_section  # noqa: E402
+
 LEVELS = (1, 8, 32, 128)
 ADMIN = "bench-admin-token-0123456789"
-START, END = "<!-- bench:serve -->", "<!-- /bench:serve -->"
 
 
 def make_setup(model_ref: str, items: int, home: Path) -> tuple[Path, str]:
@@ -236,16 +238,6 @@ def plot(rows: list[dict], path: Path) -> None:
     im.save(path)
 
 
-def write_markdown(path: Path, block: str) -> None:
-    text = path.read_text() if path.is_file() else "# Benchmarks\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + START + "\n" + block + "\n" + END + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + f"\n\n{START}\n{block}\n{END}\n"
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="lit-effnet-minilm", help="registry name or saved model dir")
@@ -310,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
         f"![throughput vs clients]({png.relative_to(ROOT)})",
     ]
     block = "\n".join(lines)
-    write_markdown(args.out, block)
+    write_section(args.out, "serve", block)
     print(block)
 
 

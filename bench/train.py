@@ -9,7 +9,7 @@ Writes its section of BENCHMARKS.md between <!-- bench:train --> and <!-- /bench
 import argparse
 import os
 import platform
-import re
+import sys
 import time
 from pathlib import Path
 
@@ -17,7 +17,9 @@ import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-BEGIN, END = "<!-- bench:train -->", "<!-- /bench:train -->"
+sys.path.insert(0, str(ROOT))
+
+from bench.report import write_section  # noqa: E402
 
 
 def synthetic_pairs(n: int, size: int = 224):
@@ -81,7 +83,6 @@ def eval_rows(model_dir: Path, limit: int | None) -> list[tuple[str, dict]]:
 
 def render(speeds: dict, rows: list, args, wall: float) -> str:
     lines = [
-        BEGIN,
         "## Training (bench/train.py)",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
@@ -119,15 +120,7 @@ def render(speeds: dict, rows: list, args, wall: float) -> str:
             "untrained towers, prompt classification on a held-out split for a model trained on "
             "fashion-mnist's train split.",
         ]
-    lines.append(END)
     return "\n".join(lines)
-
-
-def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
-    old = path.read_text() if path.is_file() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip() + "\n\n" + text + "\n"
-    path.write_text(new)
 
 
 def main() -> None:
@@ -146,7 +139,7 @@ def main() -> None:
     print(speeds)
     rows = [] if args.skip_eval else eval_rows(args.model_dir or models_dir() / "default", args.limit)
     text = render(speeds, rows, args, time.time() - start)
-    write_section(text)
+    write_section(ROOT / "BENCHMARKS.md", "train", text)
     print(text)
 
 
