@@ -4,6 +4,16 @@ import pytest
 import torch
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Tiny models: OpenMP threads spinning against other processes on a busy 2-core machine make
+    each small op many times slower than one thread does."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("XMODAL_HOME", str(tmp_path / "home"))

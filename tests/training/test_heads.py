@@ -23,17 +23,6 @@ from training.heads.fit import train_heads
 from training.heads.tasks import CaptionTask, QAExample, VQATask
 from training.tasks import Pair
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny models on a shared 2-core machine: OpenMP threads spinning against other processes make
-    # each step ~30x slower than one thread
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 COLOURS = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 200, 30)}
 
 

@@ -20,8 +20,6 @@ SCENES = {
 
 @pytest.fixture(scope="module")
 def trained():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny model on a shared machine: one thread is ~30x faster than two
     torch.manual_seed(0)
     images = {c: Image.new("RGB", (32, 32), rgb) for c, (_, rgb) in SCENES.items()}
     qa = [QAExample(c, images[c], "what color is it?", c, "color") for c in SCENES]
@@ -33,7 +31,6 @@ def trained():
                          "caption": cap.head_config(width=64, layers=1, max_len=8, dropout=0.0)})  # fmt: skip
     fit = train_heads(model, [vqa, cap], epochs=150, lr=3e-3, progress=False)
     yield model, qa, pairs, fit
-    torch.set_num_threads(threads)
 
 
 def test_multitask_training_reports_each_loss(trained):

@@ -14,7 +14,6 @@ from training.tasks import load_rgb
 
 
 def test_heads_are_added_without_changing_the_embeddings(tiny_model_dir, tmp_path):
-    torch.set_num_threads(1)  # tiny model: one thread is far faster on a shared machine
     manifest = make_corpus("shapes", copies=3, test_copies=1)
     model_dir = tmp_path / "m"
     shutil.copytree(tiny_model_dir, model_dir)

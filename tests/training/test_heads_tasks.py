@@ -11,14 +11,6 @@ from training.heads.fit import freeze_encoder
 from training.heads.tasks import CaptionTask, VQATask, caption_pairs, qa_examples
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def manifest(tmp_path):
     items = []

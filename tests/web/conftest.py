@@ -79,16 +79,11 @@ def fit_caption_head(model, images: list[Image.Image], captions: list[str], step
     with torch.no_grad():
         tokens = model.image_tokens(torch.stack([model.preprocess(im) for im in images]))
     opt = torch.optim.AdamW(head.parameters(), lr=3e-3)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # ops this small run ~20x slower on 2 threads when the cores are busy
     head.train()
-    try:
-        for _ in range(steps):
-            opt.zero_grad()
-            head.loss(tokens, captions).backward()
-            opt.step()
-    finally:
-        torch.set_num_threads(threads)
+    for _ in range(steps):
+        opt.zero_grad()
+        head.loss(tokens, captions).backward()
+        opt.step()
     head.eval()
 
 
