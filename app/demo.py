@@ -9,12 +9,10 @@
 Each step is the same code path as its own subcommand; re-running after an interruption resumes.
 """
 
-import json
-
 import typer
 
 from training.cli_util import run
-from training.home import indexes_dir, models_dir
+from training.home import models_dir
 
 cli = typer.Typer(no_args_is_help=False, pretty_exceptions_enable=False)
 
@@ -23,11 +21,10 @@ DEMO_CORPORA = "openclipart,photos,videos"
 
 
 def _index_fingerprint(name: str) -> str | None:
-    current = indexes_dir() / name / "CURRENT"
-    if not current.is_file():
-        return None
-    manifest = indexes_dir() / name / current.read_text().strip() / "manifest.json"
-    return json.loads(manifest.read_text()).get("model_fingerprint") if manifest.is_file() else None
+    """The model fingerprint recorded by the published version of index `name`, if any."""
+    from index.search import list_indexes
+
+    return next((i["fingerprint"] for i in list_indexes() if i["name"] == name), None)
 
 
 @cli.callback(invoke_without_command=True)

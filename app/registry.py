@@ -258,11 +258,15 @@ class Registry:
         for index in state.indexes.values():
             metrics.INDEX_SIZE.labels(index.name, str(index.version)).set(index.manifest.get("count", 0))
         if old is not None:
-            with self._users_lock:
-                old._retired = True
-                done = old._users == 0
-            if done:
-                self._release(old)
+            self._retire(old)
+
+    def _retire(self, state: ServingState) -> None:
+        """No new request gets `state`; it is released now if none uses it, else by its last request."""
+        with self._users_lock:
+            state._retired = True
+            done = state._users == 0
+        if done:
+            self._release(state)
 
     def _release(self, old: ServingState) -> None:
         """A retired state's last request ended: closes its indexes that no live state holds."""
@@ -309,8 +313,4 @@ class Registry:
         """Shutdown: retires the current state (its indexes close after its last request)."""
         state, self._state = self._state, None
         if state is not None:
-            with self._users_lock:
-                state._retired = True
-                done = state._users == 0
-            if done:
-                self._release(state)
+            self._retire(state)
