@@ -36,13 +36,13 @@ def media_kind(path: str | Path) -> str | None:
     return "image" if ext in IMAGE_EXTS else "video" if ext in VIDEO_EXTS else None
 
 
-def read_manifest_records(path: Path, prefix: str = "") -> list[Record]:
+def read_manifest_records(path: Path) -> list[Record]:
     """Records of a manifest; bad lines raise InputFileError naming file and line."""
     from training.data.manifest import media_path, read_manifest
 
     return [
         Record(
-            prefix + it.id,
+            it.id,
             str(media_path(path, it).resolve()),
             it.media,
             list(it.captions),
@@ -53,7 +53,8 @@ def read_manifest_records(path: Path, prefix: str = "") -> list[Record]:
 
 
 def read_corpus_records(names: str) -> list[Record]:
-    """Records of one or more prepared corpora, ids prefixed by the corpus name when several."""
+    """Records of one or more prepared corpora. Prepared ids start with "<corpus>/" already; one that
+    does not gets that prefix when several corpora share the index, so ids stay unique."""
     from training.data.corpora import corpus_manifest
 
     parts = [n.strip() for n in names.split(",") if n.strip()]
@@ -61,7 +62,9 @@ def read_corpus_records(names: str) -> list[Record]:
         raise XModalError("--corpus: give one or more corpus names, e.g. --corpus photos,videos")
     records = []
     for name in parts:
-        for r in read_manifest_records(corpus_manifest(name), prefix=f"{name}/" if len(parts) > 1 else ""):
+        for r in read_manifest_records(corpus_manifest(name)):
+            if len(parts) > 1 and not r.item_id.startswith(f"{name}/"):
+                r.item_id = f"{name}/{r.item_id}"
             r.meta.setdefault("corpus", name)
             records.append(r)
     return records

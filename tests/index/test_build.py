@@ -124,3 +124,18 @@ def test_build_from_a_folder_and_from_tar_shards(tmp_path, tiny_model_dir):
     assert len(idx) == 6
     hit = idx.get("shard-001/s1_2")
     assert hit.caption == "cap s1_2" and hit.meta["source"] == "tar" and Image.open(hit.path).size == (48, 48)
+
+
+def test_corpus_ids_are_prefixed_once():
+    """Prepared ids already start with "<corpus>/" and keep it; an id without it gets it when several
+    corpora share an index (unique ids), and stays bare for one corpus."""
+    from index.readers import read_corpus_records
+    from training.data.corpora import corpus_dir
+
+    for name, ids in {"alpha": ["alpha/a1", "alpha/a2"], "beta": ["b1"]}.items():
+        root = corpus_dir(name)
+        root.mkdir(parents=True)
+        lines = [{"id": i, "path": f"media/{i.split('/')[-1]}.png", "captions": ["x"]} for i in ids]
+        (root / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert [r.item_id for r in read_corpus_records("alpha,beta")] == ["alpha/a1", "alpha/a2", "beta/b1"]
+    assert [r.item_id for r in read_corpus_records("beta")] == ["b1"]
