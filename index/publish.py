@@ -4,7 +4,8 @@
     <root>/<name>/CURRENT               "v0001": the published version
 
 A version is written completely in a hidden temp dir, renamed into place, and only then is CURRENT
-replaced (temp file + rename), so readers never see a half-written index. `vectors.npy` keeps the
+replaced (temp file + rename), so readers never see a half-written index. A temp dir left by a killed
+writer is removed by the next write once it is a day old. `vectors.npy` keeps the
 embeddings (row i = FAISS id i) so `add`/`remove` build the next version without re-embedding.
 """
 
@@ -23,6 +24,7 @@ from training.errors import XModalError
 from training.home import indexes_dir
 
 FILES = ("index.faiss", "meta.sqlite", "vectors.npy", "manifest.json")
+STALE_TMP_S = 24 * 3600  # a temp dir this old was left by a killed writer (no build runs a day)
 
 
 def indexes_root(root: Path | None = None) -> Path:
@@ -73,6 +75,9 @@ def write_version(
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     d = indexes_root(root) / name
     d.mkdir(parents=True, exist_ok=True)
+    for stale in d.glob(".tmp-*"):
+        if time.time() - stale.stat().st_mtime > STALE_TMP_S:
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = d / f".tmp-{uuid.uuid4().hex}"
     tmp.mkdir()
     try:
