@@ -9,12 +9,13 @@ from PIL import Image
 
 from app.batching import MicroBatcher, Pipeline
 from app.config import BatchSettings
+from app.graphs import text_encoder
 
 
 def _text_forward(model, texts: list[str]) -> torch.Tensor:
     # tokenized per batch: tokenizers that pad to the longest text need the whole batch at once
     tokens = {k: v.to(model.device) for k, v in model.tokenize(texts).items()}
-    return model.encode_text(tokens, normalize=True)  # (B, D)
+    return text_encoder(model)(tokens)  # (B, D)
 
 
 def _image_preprocess(model, image: Image.Image) -> torch.Tensor:

@@ -149,7 +149,10 @@ class Registry:
         if self.settings.warmup:
             from PIL import Image
 
+            from app.graphs import text_encoder
+
             model.embed_texts(["warm up"])
+            text_encoder(model)  # traced now, not on the first request
             model.embed_images([Image.new("RGB", (model.image_size, model.image_size))])
         card = read_card(model_dir) if model_dir else {"model": ref}
         return model, model_id, model_dir, card
