@@ -34,6 +34,11 @@ class LitConfig:
     unlock_image_blocks: int = 0  # top MBConv blocks (+ head conv) to train; 0 = image tower locked
     unlock_text_layers: int = 0  # top transformer layers to train; 0 = text tower locked
     bridge: bool = True  # add the class-probability bridge path to the image embedding
+    # Share of every image-text score that comes from the untrained bridge, kept as a fixed second part
+    # of both embeddings (needs `bridge`): real photos keep their zero-shot alignment however training on
+    # clip art moves the trained part. 0 = off; the embeddings then have `embed_dim` dimensions, else
+    # embed_dim + the text tower's width.
+    bridge_share: float = 0.0
     class_prompt: str = "a photo of a {}."  # for the bridge's class-name embeddings
     classes: list[str] = field(default_factory=list)  # tiny-cnn only: its class names (ImageNet otherwise)
 
@@ -172,7 +177,8 @@ class LitModel(XModalModel):
         self.config = config
         cfg = self.cfg = LitConfig(**(config.lit or {}))
         self.image_size = cfg.image_size
-        self.embed_dim = cfg.embed_dim
+        if not 0 <= cfg.bridge_share < 1 or (cfg.bridge_share and not cfg.bridge):
+            raise ValueError(f"bridge_share must be in [0, 1) and needs bridge=true, got {cfg.bridge_share}")
         if cfg.image_tower == "efficientnet-lite0":
             self.image_net = EffNetLite0(pretrained)
         elif cfg.image_tower == "tiny-cnn":
@@ -182,6 +188,7 @@ class LitModel(XModalModel):
                 f"unknown image tower {cfg.image_tower!r}; expected efficientnet-lite0 or tiny-cnn"
             )
         self.text_net = BertTower(cfg.text_tower, pretrained)
+        self.embed_dim = cfg.embed_dim + (self.text_net.width if cfg.bridge_share else 0)
         self.image_token_dim = self.image_net.width
         self.text_token_dim = self.text_net.width
         self.image_net.requires_grad_(False)
@@ -248,7 +255,10 @@ class LitModel(XModalModel):
         x = self.image_proj(features)
         if self.cfg.bridge:
             probs = (self.image_net.logits(features) / self.bridge_log_temp.exp()).softmax(-1)
-            x = x + self.bridge_proj(probs @ self.class_text)
+            bridged = probs @ self.class_text
+            x = x + self.bridge_proj(bridged)
+            if self.cfg.bridge_share:
+                return self._with_fixed_part(x, bridged)
         return F.normalize(x, dim=-1) if normalize else x
 
     def text_tower(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -256,7 +266,17 @@ class LitModel(XModalModel):
 
     def text_head(self, features: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         x = self.text_proj(features)
+        if self.cfg.bridge_share:
+            return self._with_fixed_part(x, features)
         return F.normalize(x, dim=-1) if normalize else x
+
+    def _with_fixed_part(self, trained: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
+        """[sqrt(1 - s) * trained, sqrt(s) * fixed] with both parts unit length (s = bridge_share), so the
+        cosine of two such embeddings is (1 - s) * cos(trained parts) + s * cos(fixed parts), and the
+        result is unit length whether or not `normalize` was asked for."""
+        s = self.cfg.bridge_share
+        parts = [(1 - s) ** 0.5 * F.normalize(trained, dim=-1), s**0.5 * F.normalize(fixed, dim=-1)]
+        return torch.cat(parts, dim=-1)
 
     def encode_image(self, images: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         return self.image_head(self.image_tower(images), normalize=normalize)

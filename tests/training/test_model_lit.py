@@ -1,5 +1,6 @@
 """The LiT dual encoder (tiny towers, no downloads): API shapes, locking, bridge at init, save/load."""
 
+import pytest
 import torch
 from PIL import Image
 
@@ -68,3 +69,46 @@ def test_efficientnet_runs_cpu_batches_in_chunks_with_the_same_result():
     assert calls == [CPU_CHUNK, CPU_CHUNK, 1]
     assert chunked.shape == whole.shape == (9, 1280, 2, 2)
     assert torch.allclose(chunked, whole, atol=1e-4)
+
+
+def _tiny_lit(**lit):
+    from training.factory import build_model, get_model_config
+
+    config = get_model_config("tiny-lit")
+    config.lit = {**config.lit, **lit}
+    return build_model(config)
+
+
+def test_bridge_share_scores_are_a_fixed_mix_of_trained_and_bridge_cosines():
+    """With bridge_share s, cos(image, text) = (1 - s) * cos of the trained parts + s * cos of the untrained
+    bridge parts, however the trained projections have moved."""
+    import torch.nn.functional as F
+
+    model = _tiny_lit(bridge_share=0.3)
+    with torch.no_grad():
+        for p in (model.image_proj.weight, model.text_proj.weight):  # as if trained
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(1)) * 0.5)
+    batch = torch.stack([model.preprocess(im) for im in _images()])
+    tokens = model.tokenize(["a cat", "two dogs on a boat"])
+    img, txt = model.encode_image(batch), model.encode_text(tokens)
+    assert img.shape[1] == txt.shape[1] == model.embed_dim == model.cfg.embed_dim + model.text_net.width
+    assert torch.allclose(img.norm(dim=1), torch.ones(3)) and torch.allclose(txt.norm(dim=1), torch.ones(2))
+
+    pooled, text_features = model.image_tower(batch), model.text_tower(tokens)
+    probs = (model.image_net.logits(pooled) / model.bridge_log_temp.exp()).softmax(-1)
+    bridged = probs @ model.class_text
+    trained_img = F.normalize(model.image_proj(pooled) + model.bridge_proj(bridged), dim=-1)
+    trained_txt = F.normalize(model.text_proj(text_features), dim=-1)
+    expected = (
+        0.7 * trained_txt @ trained_img.T
+        + 0.3 * F.normalize(text_features, dim=-1) @ F.normalize(bridged, dim=-1).T
+    )
+    assert torch.allclose(txt @ img.T, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "lit", [{"bridge_share": 1.0}, {"bridge_share": -0.1}, {"bridge_share": 0.5, "bridge": False}]
+)
+def test_bad_bridge_share_is_refused(lit):
+    with pytest.raises(ValueError, match="bridge_share"):
+        _tiny_lit(**lit)
