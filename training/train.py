@@ -50,7 +50,7 @@ class TrainConfig:
 
 # The default model: LiT heads on cached locked-tower features. ~9k images to embed once (EfficientNet-Lite0
 # at 224 px: ~35 images/s on 2 idle cores, ~4 minutes); training on the cache then takes about a minute.
-# Cold, the whole preset with its heads stage took 8 min 13 s here (bench/preset.py).
+# Cold, the whole preset with its heads stage takes 7.5-8.5 minutes here (bench/preset.py).
 # More clip art raised openclipart test t2i R@10 (2k items: 0.30, 4k: 0.39), so all of it is used.
 PRESETS = {
     "default": {
