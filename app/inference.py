@@ -31,6 +31,7 @@ class Query(NamedTuple):
     k: int
     media: str | None
     where: dict | None
+    unique: bool = True  # leave out twins (LoadedIndex.search)
 
 
 def _search_forward(index, queries: list[Query]) -> list:
@@ -39,11 +40,11 @@ def _search_forward(index, queries: list[Query]) -> list:
     results: list = [None] * len(queries)
     groups: dict[str, list[int]] = {}
     for i, q in enumerate(queries):
-        groups.setdefault(json.dumps([q.media, q.where], sort_keys=True, default=str), []).append(i)
+        groups.setdefault(json.dumps([q.media, q.where, q.unique], sort_keys=True, default=str), []).append(i)
     for members in groups.values():
         first = queries[members[0]]
         batch = np.stack([queries[i].vector for i in members]).astype("float32")  # (Q, D)
-        hits = index.search(batch, max(queries[i].k for i in members), first.media, first.where)
+        hits = index.search(batch, max(queries[i].k for i in members), first.media, first.where, first.unique)
         for i, h in zip(members, hits, strict=True):
             results[i] = h[: queries[i].k]
     return results
@@ -105,10 +106,10 @@ class Encoders:
         return await self.image.submit(model, image)
 
     async def search(
-        self, index, vector: torch.Tensor, k: int, media: str | None, where: dict | None
+        self, index, vector: torch.Tensor, k: int, media: str | None, where: dict | None, unique: bool = True
     ) -> list:
         """Hits for one (D,) query vector on a LoadedIndex, searched together with concurrent queries."""
-        query = Query(np.ascontiguousarray(vector.numpy(), dtype="float32"), k, media, where)
+        query = Query(np.ascontiguousarray(vector.numpy(), dtype="float32"), k, media, where, unique)
         return await self.search_batcher.submit(index, query)
 
     async def text_search(self, model, query: TextQuery) -> list:

@@ -163,11 +163,17 @@ class LoadedIndex:
         return scores, keys
 
     def search(
-        self, queries: np.ndarray, k: int, media: str | None = None, where: dict | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        media: str | None = None,
+        where: dict | None = None,
+        unique: bool = True,
     ) -> list[list[Hit]]:
         """Top-k items per query, best first; queries (Q, D) float32, L2-normalised.
 
-        `media` ("image" | "video") and `where` ({meta field: value}, all must match) filter before k."""
+        `media` ("image" | "video") and `where` ({meta field: value}, all must match) filter before k;
+        `unique` leaves out twins (an item whose score and caption repeat an earlier hit's)."""
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if q.shape[1] != self.dim:
             raise XModalError(
@@ -185,21 +191,31 @@ class LoadedIndex:
         while True:
             scores, keys = self._candidates(q, fetch, allowed)
             rows = self._store.rows(np.unique(keys[keys >= 0]))
-            results = [self._dedupe(s, ks, rows, k) for s, ks in zip(scores, keys, strict=True)]
+            results = [self._dedupe(s, ks, rows, k, unique) for s, ks in zip(scores, keys, strict=True)]
             if fetch >= limit or all(len(r) >= k for r in results):
                 return results
             fetch = min(fetch * 4, limit)
 
     @staticmethod
-    def _dedupe(scores: np.ndarray, keys: np.ndarray, rows: dict[int, Row], k: int) -> list[Hit]:
-        """One hit per item, scored by its best row, with the best segment's times (candidates are sorted)."""
+    def _dedupe(
+        scores: np.ndarray, keys: np.ndarray, rows: dict[int, Row], k: int, unique: bool
+    ) -> list[Hit]:
+        """One hit per item, scored by its best row, with the best segment's times (candidates are sorted).
+        With `unique`, an item whose score and caption repeat an earlier hit's is the same picture filed
+        twice (corpora carry such twins under two ids) and is left out."""
         best: dict[str, tuple[Row, float]] = {}
         segment: dict[str, Row] = {}
+        twins: set[tuple[float, str | None]] = set()
         for s, key in zip(scores, keys, strict=True):
             row = rows.get(int(key))
             if row is None:
                 continue
-            best.setdefault(row.item_id, (row, s))
+            if row.item_id not in best:
+                twin = (round(float(s), 5), row.captions[0] if row.captions else None)
+                if unique and twin in twins:
+                    continue
+                twins.add(twin)
+                best[row.item_id] = (row, s)
             if row.start is not None:
                 segment.setdefault(row.item_id, row)
         hits = [_hit(row, s, segment.get(item)) for item, (row, s) in best.items()]

@@ -3,8 +3,8 @@
 Bodies are parsed as JSON whatever the Content-Type (clip_retrieval's ClipClient posts a JSON
 string as form data). Answers keep that backend's shape: a list of {"id", "similarity", "caption",
 "url", ...}. Its safety, violence and aesthetic options are accepted and have no effect (xmodal has
-no such models); `deduplicate` drops hits whose score and caption repeat an earlier hit's (what
-identical embeddings produce).
+no such models); `deduplicate` (default true, as in ClipClient) leaves out image hits whose score and
+caption repeat an earlier hit's (what identical embeddings produce; LoadedIndex.search `unique`).
 """
 
 import json
@@ -131,16 +131,9 @@ async def knn_service(
         results = [{"id": int(i), "similarity": float(s), "caption": texts[i]}
                    for s, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]  # fmt: skip
     else:
-        hits = await encoders.search(index, vec, num_ids, None, None)
+        unique = bool(body.get("deduplicate", True))
+        hits = await encoders.search(index, vec, num_ids, None, None, unique=unique)
         results = [_result(index.name, h, base) for h in hits]
-    if body.get("deduplicate"):
-        seen, unique = set(), []
-        for r in results:
-            key = (round(r["similarity"], 5), r.get("caption"))
-            if key not in seen:
-                seen.add(key)
-                unique.append(r)
-        results = unique
     return results[:num_images]
 
 

@@ -157,3 +157,20 @@ def test_a_killed_writers_old_temp_dir_is_removed_by_the_next_write():
     _publish(seed=1)
     assert not old.exists() and fresh.is_dir()  # a fresh one may belong to a build still running
     assert open_index("t").version == "v0002"
+
+
+def test_twins_are_left_out_and_k_is_still_filled():
+    """An item filed twice (same picture and caption under two ids) is one hit unless unique=False; the
+    search fetches further candidates so that k hits still come back."""
+    rows, vecs = _corpus(n_images=30, n_videos=0)
+    rows.append(Row("i3-again", "image", "/m/other/i3.png", ["image 3"]))
+    vecs = np.concatenate([vecs, vecs[3:4]])
+    write_version("tw", vecs, rows, {"model_fingerprint": "fp1"}, factory="Flat")
+    idx = open_index("tw")
+    unique = [h.item_id for h in idx.search(vecs[3], 10)[0]]
+    both = [h.item_id for h in idx.search(vecs[3], 10, unique=False)[0]]
+    assert len(unique) == len(both) == 10
+    assert set(both[:2]) == {"i3", "i3-again"} and unique[0] in {"i3", "i3-again"}
+    assert not {"i3", "i3-again"} <= set(unique)
+    others = [i for i in both if i not in {"i3", "i3-again"}]  # 8 of them
+    assert unique[1:9] == others and unique[9] not in both  # one more candidate fills k
