@@ -99,8 +99,9 @@ def render(speeds: dict, rows: list, args, wall: float) -> str:
     ]
     if rows:
         lines += [
-            "| model | t2i R@1 | t2i R@5 | t2i R@10 | i2t R@1 | i2t R@10 | gallery | fashion acc | kind |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| model | t2i R@1 | t2i R@5 | t2i R@10 | i2t R@1 | i2t R@10 | gallery | fashion acc | kind "
+            "| photos R@10 |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for name, metrics in rows:
             r = metrics["openclipart/test"]
@@ -110,15 +111,18 @@ def render(speeds: dict, rows: list, args, wall: float) -> str:
             recalls = " | ".join(
                 f"{r[k]:.3f}" for k in ("t2i_R@1", "t2i_R@5", "t2i_R@10", "i2t_R@1", "i2t_R@10")
             )
+            photos = metrics.get("photos/among_openclipart_test", {}).get("t2i_R@10")
             lines.append(
-                f"| {name} | {recalls} | {r['gallery']} | {c['accuracy']:.3f} ({c['images']} img) | {kind} |"
+                f"| {name} | {recalls} | {r['gallery']} | {c['accuracy']:.3f} ({c['images']} img) | {kind} "
+                f"| {'-' if photos is None else f'{photos:.3f}'} |"
             )
         lines += [
             "",
             "Recall over the openclipart test split (grouped by title stem and image hash, first caption "
             "as query); accuracy: nearest class prompt on the fashion-mnist test set, zero-shot for the "
             "untrained towers, prompt classification on a held-out split for a model trained on "
-            "fashion-mnist's train split.",
+            "fashion-mnist's train split; photos: the photos corpus's captions finding their photo among "
+            "every photo plus the openclipart test images (training/evaluate.py, evaluate_photos_among).",
         ]
     return "\n".join(lines)
 
