@@ -71,18 +71,30 @@ def embed_texts(model: XModalModel, texts: list[str], batch_size: int = 256) -> 
     return torch.cat([model.embed_texts(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)])
 
 
-def _split_items(corpus: str, split: str, limit: int | None):
+def _split_items(corpus: str, split: str | None, limit: int | None):
+    """(key, path, item) of the corpus's images in `split` (None: every split), a seeded sample of `limit`."""
     from training.data.corpora import corpus_manifest
     from training.data.manifest import load_manifest, media_path
 
     manifest = corpus_manifest(corpus)
-    items = [it for it in load_manifest(manifest, (split,)) if it.media == "image"]
+    items = [it for it in load_manifest(manifest, (split,) if split else None) if it.media == "image"]
     if limit is not None and limit < len(items):
         g = torch.Generator().manual_seed(0)
         items = [items[i] for i in sorted(torch.randperm(len(items), generator=g)[:limit].tolist())]
     if not items:
-        raise XModalError(f"corpus {corpus!r} has no {split} images to evaluate on")
+        raise XModalError(f"corpus {corpus!r} has no {f'{split} ' if split else ''}images to evaluate on")
     return [(f"{manifest.parent.name}/{it.id}", media_path(manifest, it), it) for it in items]
+
+
+def _caption_queries(items: list, gallery_size: int) -> tuple[list[str], torch.Tensor]:
+    """The distinct first captions of `items` (the first len(items) of a gallery) as queries, and which
+    gallery images each one describes: relevant (queries, gallery_size) bool."""
+    queries = sorted({it.captions[0].strip().lower() for _, _, it in items})
+    index = {q: n for n, q in enumerate(queries)}
+    relevant = torch.zeros(len(queries), gallery_size, dtype=torch.bool)
+    for i, (_, _, it) in enumerate(items):
+        relevant[index[it.captions[0].strip().lower()], i] = True
+    return queries, relevant
 
 
 def evaluate_retrieval(
@@ -90,11 +102,7 @@ def evaluate_retrieval(
 ) -> dict:
     """Text<->image recall@1/5/10 with each item's first caption as its query; reports the gallery."""
     items = [x for x in _split_items(corpus, split, limit) if x[2].captions]
-    queries = sorted({it.captions[0].strip().lower() for _, _, it in items})
-    index = {q: n for n, q in enumerate(queries)}
-    relevant = torch.zeros(len(queries), len(items), dtype=torch.bool)
-    for i, (_, _, it) in enumerate(items):
-        relevant[index[it.captions[0].strip().lower()], i] = True
+    queries, relevant = _caption_queries(items, len(items))
     img = embed_items(model, {key: path for key, path, _ in items})
     txt = embed_texts(model, queries)
     metrics = retrieval_recall(img, txt, relevant)
@@ -107,19 +115,11 @@ def evaluate_photos_among(
     """Real photos found by their own first caption in a gallery of every photo plus the distractor
     corpus's test images (clip art): text->image recall over the photo captions. No preset trains on
     photos, so this measures how a model trained on drawings treats real photos among drawings."""
-    from training.data.corpora import corpus_manifest
-    from training.data.manifest import load_manifest, media_path
-
-    manifest = corpus_manifest(photos)
-    shots = [(f"{photos}/{it.id}", media_path(manifest, it), it) for it in load_manifest(manifest)]
-    shots = [x for x in shots if x[2].media == "image" and x[2].captions]
+    shots = [x for x in _split_items(photos, None, None) if x[2].captions]
     if not shots:
         raise XModalError(f"corpus {photos!r} has no captioned images to evaluate on")
     gallery = shots + _split_items(distractors, "test", limit)
-    queries = sorted({it.captions[0].strip().lower() for _, _, it in shots})
-    relevant = torch.zeros(len(queries), len(gallery), dtype=torch.bool)
-    for i, (_, _, it) in enumerate(shots):
-        relevant[queries.index(it.captions[0].strip().lower()), i] = True
+    queries, relevant = _caption_queries(shots, len(gallery))
     img = embed_items(model, {key: path for key, path, _ in gallery})
     recall = retrieval_recall(img, embed_texts(model, queries), relevant)
     t2i = {k: round(v, 4) for k, v in recall.items() if k.startswith("t2i")}

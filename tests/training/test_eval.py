@@ -67,3 +67,31 @@ def test_eval_missing_corpus_is_a_clear_error(tmp_path):
     save_model(create_model("tiny-lit"), tmp_path / "m")
     with pytest.raises(XModalError, match="corpus 'openclipart' is not prepared"):
         main(["--model", str(tmp_path / "m")])
+
+
+def test_photos_among_distractors_matches_brute_force():
+    """Every photo (all splits) by its first caption, in a gallery of the photos plus the distractor
+    corpus's test images; recall against the brute-force loop on the same embeddings."""
+    from training.evaluate import embed_items, embed_texts, evaluate_photos_among
+
+    make_corpus("photos", copies=1, test_copies=1)  # 24 images over both splits, 12 distinct captions
+    make_corpus("shapes")  # 12 test images as distractors
+    model = create_model("tiny-lit").eval()
+    got = evaluate_photos_among(model, "photos", "shapes")
+    assert (got["photos"], got["gallery"]) == (24, 36)
+
+    from training.data.corpora import corpus_manifest
+    from training.data.manifest import load_manifest, media_path
+
+    gallery, captions = {}, []
+    for corpus, splits in (("photos", None), ("shapes", ("test",))):
+        manifest = corpus_manifest(corpus)
+        for it in load_manifest(manifest, splits):
+            gallery[f"{corpus}/{it.id}"] = media_path(manifest, it)
+            captions.append(it.captions[0] if corpus == "photos" else None)
+    queries = sorted({c for c in captions if c})
+    relevant = torch.tensor([[c == q for c in captions] for q in queries])
+    img, txt = embed_items(model, gallery), embed_texts(model, queries)
+    for k in (1, 5, 10):
+        assert got[f"t2i_R@{k}"] == pytest.approx(_reference_recall(img, txt, relevant, k)[0], abs=1e-4)
+    assert not any(key.startswith("i2t") for key in got)  # clip art has no photo caption to find
