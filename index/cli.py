@@ -192,7 +192,7 @@ def use(name: Name, version: Annotated[str, typer.Option("--version", help="e.g.
     """Switch CURRENT to another existing version (rollback)."""
     from index.publish import set_current
 
-    set_current(name, version)
+    set_current(name, version, forward_only=False)
     typer.echo(f"index {name}: CURRENT -> {version}")
 
 

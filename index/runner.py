@@ -1,8 +1,13 @@
 """The indexing job: read -> decode (DataLoader workers) -> embed -> shard files -> merge -> FAISS -> publish.
 
-Resumable: every chunk of `batch_size` records is written as one shard file (temp file + rename) and
-logged in journal.jsonl, in a work dir keyed by the job's inputs. A re-run after a crash (even
-SIGKILL) skips the chunks whose shards exist, so every item ends up in the index exactly once.
+Resumable: every chunk of `batch_size` records is written as one shard file (training.atomic: temp
+file, fsync, rename) and then logged with its length and sha256 in journal-<rank>.jsonl, in a work dir
+keyed by the job's inputs. A re-run after a crash (even SIGKILL or a power cut) keeps the chunks whose
+shard matches its journal entry and re-embeds the rest (missing, torn, or never journalled), so every
+item ends up in the index exactly once.
+
+Publishing holds the index's writer lock (index/publish.py). An `add` whose base version was replaced
+by another writer meanwhile is rebased onto the new CURRENT, so concurrent adds both land.
 
 Sharded: under `torchrun --nproc_per_node=N` rank r embeds chunks r, r+N, ...; after a barrier
 rank 0 merges the shards in chunk order and builds, so the result equals a single-process run.
@@ -14,6 +19,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,10 +30,11 @@ from tqdm import tqdm
 
 from index.build import validate_factory
 from index.embed import ChunkDataset, collate_chunk, embed_chunk
-from index.publish import current_version, indexes_root, write_version
+from index.publish import current_version, indexes_root, write_version, writer_lock
 from index.readers import Record
 from index.store import MetaStore, Row
 from index.video import VideoConfig
+from training.atomic import write_atomic
 from training.errors import XModalError
 
 
@@ -95,8 +102,9 @@ def _shard(work: Path, chunk: int) -> Path:
     return work / f"shard-{chunk:06d}.npz"
 
 
-def _write_shard(work: Path, chunk: int, vectors: np.ndarray, rows: list[Row], failures: list[dict]) -> None:
-    """Atomic: a shard file either holds the whole chunk or does not exist."""
+def _write_shard(work: Path, chunk: int, vectors: np.ndarray, rows: list[Row], failures: list[dict]) -> dict:
+    """Atomic and durable: a shard file either holds the whole chunk or does not exist. Returns its
+    journal fields (length and sha256), to be logged after the shard is in place."""
     buf = io.BytesIO()
     np.savez(
         buf,
@@ -104,9 +112,47 @@ def _write_shard(work: Path, chunk: int, vectors: np.ndarray, rows: list[Row], f
         rows=np.array(json.dumps([asdict(r) for r in rows])),
         failures=np.array(json.dumps(failures)),
     )
-    tmp = work / f".shard-{chunk:06d}.tmp"
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, _shard(work, chunk))
+    data = buf.getvalue()
+    write_atomic(_shard(work, chunk), data)
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _journal(work: Path) -> dict[int, dict]:
+    """chunk -> its last journal entry, from every rank's journal; torn lines (a kill mid-append) are
+    ignored, so their chunks count as not done."""
+    entries: dict[int, dict] = {}
+    for path in sorted(work.glob("journal*.jsonl")):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+                entries[int(entry["chunk"])] = entry
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue
+    return entries
+
+
+def verified_chunks(work: Path, chunks: list[int]) -> set[int]:
+    """The chunks among `chunks` whose shard exists and matches its journal entry's length and sha256.
+    A shard that fails (torn by a power cut, overwritten, never journalled) is removed, to be re-embedded."""
+    journal = _journal(work)
+    good = set()
+    for c in chunks:
+        path = _shard(work, c)
+        if not path.is_file():
+            continue
+        entry = journal.get(c, {})
+        data = path.read_bytes()
+        if len(data) == entry.get("bytes") and hashlib.sha256(data).hexdigest() == entry.get("sha256"):
+            good.add(c)
+            continue
+        why = (
+            "not in the journal"
+            if not entry
+            else f"fails its check ({len(data)} bytes, {entry.get('bytes')} logged)"
+        )
+        print(f"{path}: {why}; re-embedding chunk {c}", file=sys.stderr)
+        path.unlink()
+    return good
 
 
 def _read_shard(path: Path) -> tuple[np.ndarray, list[Row], list[dict]]:
@@ -127,7 +173,8 @@ def embed_to_shards(
     """Embeds this rank's chunks that have no shard yet; returns per-stage timings and counts."""
     n_chunks = math.ceil(len(records) / cfg.batch_size)
     mine = [c for c in range(n_chunks) if c % world == rank]
-    todo = [c for c in mine if not _shard(work, c).is_file()]
+    done = verified_chunks(work, mine)
+    todo = [c for c in mine if c not in done]
     ds = ChunkDataset(records, todo, cfg.batch_size, model.preprocess, cfg.video)
     size = {c: len(ds.chunk_records(c)) for c in mine}
     stats = {"items": 0, "resumed_items": sum(size[c] for c in mine) - sum(size[c] for c in todo)}
@@ -150,7 +197,7 @@ def embed_to_shards(
     )
     skipped = 0
     t_loop = time.perf_counter()
-    with bar, open(work / "journal.jsonl", "a") as journal:
+    with bar, open(work / f"journal-{rank}.jsonl", "a") as journal:
         it = iter(loader)
         while True:
             t0 = time.perf_counter()
@@ -165,20 +212,11 @@ def embed_to_shards(
                 {"item_id": recs[p].item_id, "path": recs[p].path, "reason": why}
                 for p, why in decoded.failures
             ]
-            _write_shard(work, decoded.chunk, vectors, rows, failures)
-            journal.write(
-                json.dumps(
-                    {
-                        "chunk": decoded.chunk,
-                        "rank": rank,
-                        "items": len(recs),
-                        "rows": len(rows),
-                        "failed": len(failures),
-                    }
-                )
-                + "\n"
-            )
+            check = _write_shard(work, decoded.chunk, vectors, rows, failures)
+            entry = {"chunk": decoded.chunk, "rank": rank, "items": len(recs), "rows": len(rows)}
+            journal.write(json.dumps({**entry, "failed": len(failures), **check}) + "\n")
             journal.flush()
+            os.fsync(journal.fileno())
             t3 = time.perf_counter()
             t["wait_for_data"] += t1 - t0
             t["embed"] += t2 - t1
@@ -194,11 +232,12 @@ def embed_to_shards(
 
 
 def merge_shards(work: Path, n_chunks: int) -> tuple[np.ndarray, list[Row], list[dict]]:
-    """All shards in chunk order: vectors (R, D), rows and failures."""
-    missing = [c for c in range(n_chunks) if not _shard(work, c).is_file()]
+    """All shards in chunk order: vectors (R, D), rows and failures (each shard checked first)."""
+    good = verified_chunks(work, list(range(n_chunks)))
+    missing = [c for c in range(n_chunks) if c not in good]
     if missing:
         raise XModalError(
-            f"{work}: {len(missing)} chunk shards missing (first: {missing[0]}); re-run the job"
+            f"{work}: {len(missing)} chunk shards missing or torn (first: {missing[0]}); re-run the job"
         )
     parts = [_read_shard(_shard(work, c)) for c in range(n_chunks)]
     vectors = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, 0), np.float32)
@@ -234,8 +273,8 @@ def run_job(
         already = 0
     work = root / name / ".work" / job_key(records, model.fingerprint, cfg, base and base.version)
     work.mkdir(parents=True, exist_ok=True)
-    (work / "job.json").write_text(
-        json.dumps({"name": name, "sources": sources, "config": asdict(cfg)}, indent=2)
+    write_atomic(
+        work / "job.json", json.dumps({"name": name, "sources": sources, "config": asdict(cfg)}, indent=2)
     )
     stats = embed_to_shards(model, records, work, cfg, rank, world, progress)
     if world > 1:  # every rank's shards are on disk; nothing collective follows
@@ -247,43 +286,52 @@ def run_job(
     n_chunks = math.ceil(len(records) / cfg.batch_size)
     vectors, rows, failures = merge_shards(work, n_chunks)
     merge_s = time.perf_counter() - t0
-    manifest = {
-        "model_fingerprint": model.fingerprint,
-        "corpus": sources,
-        "factory_requested": cfg.factory,
-        "video": asdict(cfg.video),
-    }
-    if base is not None:
-        vectors = np.concatenate([base.vectors, vectors]) if len(vectors) else base.vectors
-        rows = base.rows + rows
+    with writer_lock(name, root):  # held until CURRENT names the new version
+        rebased = 0
+        if base is not None and current_version(name, root) != base.version:
+            # another writer published meanwhile: build on its version; items it added are not re-added
+            base = load_base(name, root)
+            have = {r.item_id for r in base.rows}
+            keep = np.array([r.item_id not in have for r in rows], dtype=bool)
+            rebased = len({r.item_id for r in rows} & have)
+            vectors, rows = vectors[keep], [r for r, k in zip(rows, keep, strict=True) if k]
         manifest = {
-            **base.manifest,
-            "corpus": base.manifest.get("corpus", []) + sources,
-            "parent": base.version,
+            "model_fingerprint": model.fingerprint,
+            "corpus": sources,
+            "factory_requested": cfg.factory,
+            "video": asdict(cfg.video),
         }
-    manifest["max_rows_per_item"] = _max_rows_per_item(rows)
-    report = {
-        "index": name,
-        "workers": cfg.workers,
-        "world_size": world,
-        "batch_size": cfg.batch_size,
-        "new_items": len(records) - len(failures),
-        "resumed_items": stats["resumed_items"],
-        "already_indexed": already,
-        "skipped": len(failures),
-        "failures": failures,
-        "items_per_s": round(stats["items_per_s"], 2),
-    }
-    t1 = time.perf_counter()
-    vdir = write_version(
-        name,
-        vectors,
-        rows,
-        manifest,
-        cfg.factory,
-        root,
-        extra_files={"report.json": json.dumps(report, indent=2)},
-    )
+        if base is not None:
+            vectors = np.concatenate([base.vectors, vectors]) if len(vectors) else base.vectors
+            rows = base.rows + rows
+            manifest = {
+                **base.manifest,
+                "corpus": base.manifest.get("corpus", []) + sources,
+                "parent": base.version,
+            }
+        manifest["max_rows_per_item"] = _max_rows_per_item(rows)
+        report = {
+            "index": name,
+            "workers": cfg.workers,
+            "world_size": world,
+            "batch_size": cfg.batch_size,
+            "new_items": len(records) - len(failures) - rebased,
+            "resumed_items": stats["resumed_items"],
+            "already_indexed": already + rebased,
+            "skipped": len(failures),
+            "failures": failures,
+            "items_per_s": round(stats["items_per_s"], 2),
+        }
+        t1 = time.perf_counter()
+        vdir = write_version(
+            name,
+            vectors,
+            rows,
+            manifest,
+            cfg.factory,
+            root,
+            extra_files={"report.json": json.dumps(report, indent=2)},
+        )
     publish_s = time.perf_counter() - t1
     shutil.rmtree(work, ignore_errors=True)
     built = json.loads((vdir / "manifest.json").read_text())
@@ -315,6 +363,13 @@ def remove_items(
 ) -> dict:
     """A new version without the items named by `ids` or matching `where` (meta fields); no re-embedding."""
     root = indexes_root(root)
+    with writer_lock(name, root):  # the base read here is the version this replaces
+        return _remove_locked(name, ids, where, factory, root)
+
+
+def _remove_locked(
+    name: str, ids: list[str] | None, where: dict | None, factory: str | None, root: Path
+) -> dict:
     base = load_base(name, root)
     present = {r.item_id for r in base.rows}
     drop: set[str] = set()

@@ -12,3 +12,12 @@ class InputFileError(XModalError):
         self.path, self.line = str(path), line
         where = f"{self.path}:{line}" if line is not None else self.path
         super().__init__(f"{where}: {message}")
+
+
+class BrokenArtifactError(XModalError):
+    """A file on disk (index.faiss, meta.sqlite, vectors.npy, model.safetensors ...) that is missing,
+    truncated or corrupted; names the file."""
+
+    def __init__(self, path, message: str):
+        self.path = str(path)
+        super().__init__(f"{self.path}: {message}")

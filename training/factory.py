@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from training.atomic import atomic_path, write_atomic
 from training.errors import XModalError
 from training.model import ModelConfig, OpenClipModel, XModalModel
 
@@ -114,18 +115,19 @@ def save_model(model: XModalModel, out_dir: str | Path, card: dict | None = None
     Returns the fingerprint (sha256 of config + weights), which indexes record."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(model.config), indent=2))
+    write_atomic(out / "config.json", json.dumps(asdict(model.config), indent=2))
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(out / "model.safetensors"))
+    with atomic_path(out / "model.safetensors") as tmp:
+        save_file(state, str(tmp))
     if model.config.kind == "openclip":  # also loadable by plain open_clip: local-dir:<out>
         clip_state = {k[len("clip.") :]: v for k, v in state.items() if k.startswith("clip.")}
-        save_file(clip_state, str(out / "open_clip_model.safetensors"))
-        (out / "open_clip_config.json").write_text(json.dumps({"model_cfg": model.config.openclip}, indent=2))
+        with atomic_path(out / "open_clip_model.safetensors") as tmp:
+            save_file(clip_state, str(tmp))
+        open_clip_cfg = json.dumps({"model_cfg": model.config.openclip}, indent=2)
+        write_atomic(out / "open_clip_config.json", open_clip_cfg)
     fp = fingerprint_files(out / "config.json", out / "model.safetensors")
     full_card = {**(card or {}), "model": model.config.name, "fingerprint": fp}
-    tmp = out / "card.json.tmp"
-    tmp.write_text(json.dumps(full_card, indent=2))
-    tmp.replace(out / "card.json")
+    write_atomic(out / "card.json", json.dumps(full_card, indent=2))
     model.fingerprint = fp
     return fp
 
@@ -159,7 +161,5 @@ def read_card(model_dir: str | Path) -> dict:
 def write_card(model_dir: str | Path, updates: dict) -> dict:
     """Merges `updates` into card.json (evaluation adds metrics this way)."""
     card = {**read_card(model_dir), **updates}
-    tmp = Path(model_dir) / "card.json.tmp"
-    tmp.write_text(json.dumps(card, indent=2))
-    tmp.replace(Path(model_dir) / "card.json")
+    write_atomic(Path(model_dir) / "card.json", json.dumps(card, indent=2))
     return card

@@ -21,6 +21,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from training.atomic import atomic_path
 from training.home import xmodal_home
 from training.model import XModalModel
 from training.tasks import Pair, load_rgb
@@ -41,11 +42,9 @@ def _read(path: Path) -> dict[str, torch.Tensor]:
 
 def _write(path: Path, table: dict[str, torch.Tensor]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file(
-        {"features": torch.stack(list(table.values()))}, str(tmp), metadata={"keys": json.dumps(list(table))}
-    )
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        features = {"features": torch.stack(list(table.values()))}
+        save_file(features, str(tmp), metadata={"keys": json.dumps(list(table))})
 
 
 class FeatureStore:

@@ -18,6 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from training.atomic import atomic_path
 from training.errors import XModalError
 from training.factory import build_model, get_model_config, load_model, read_card, save_model
 from training.model import XModalModel
@@ -178,9 +179,8 @@ class Trainer:
                 "config": json.dumps(asdict(self.cfg)),
             }
             self.out.mkdir(parents=True, exist_ok=True)
-            tmp = self.out / (STATE_FILE + ".tmp")
-            save_file(tensors, str(tmp), metadata=meta)
-            tmp.replace(self.out / STATE_FILE)
+            with atomic_path(self.out / STATE_FILE) as tmp:
+                save_file(tensors, str(tmp), metadata=meta)
             card = {
                 "data": {"corpora": self.cfg.data, "limits": self.cfg.limits, **self.data_counts},
                 "tasks": self.cfg.tasks,

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from training.atomic import atomic_path
 from training.errors import InputFileError
 
 Split = Literal["train", "val", "test"]
@@ -71,15 +72,13 @@ def load_manifest(path: str | Path, splits: Iterable[str] | None = None) -> list
 
 
 def write_manifest(path: str | Path, items: Iterable[Item]) -> int:
-    """Writes atomically (temp file, then rename), so a killed run never leaves half a manifest."""
+    """Writes atomically and durably (training.atomic), so a killed run never leaves half a manifest."""
     path = Path(path)
-    tmp = path.with_suffix(".jsonl.tmp")
     n = 0
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_path(path, mkdir=False) as tmp, tmp.open("w", encoding="utf-8") as f:
         for it in items:
             f.write(json.dumps(it.model_dump(exclude_defaults=False), ensure_ascii=False) + "\n")
             n += 1
-    tmp.replace(path)
     return n
 
 

@@ -7,7 +7,6 @@ the end, from the journal (no duplicates). Media files are written atomically (t
 
 import json
 import multiprocessing
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -18,6 +17,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
+from training.atomic import atomic_path, write_atomic
 from training.data.manifest import MANIFEST, Item, write_manifest
 
 JOURNAL = "progress.jsonl"
@@ -59,21 +59,14 @@ class BuildReport:
 
 
 # Make(key, out_dir) -> Item | Skip. It must be a module-level function (it is sent to worker processes)
-# and write its media under out_dir with save_image/atomic_path; Item.path is relative to out_dir.
+# and write its media under out_dir with save_image or training.atomic; Item.path is relative to out_dir.
 Make = Callable[[str, Path], "Item | Skip"]
-
-
-def atomic_path(path: Path) -> Path:
-    """A temp path beside `path` to write to, then `os.replace` onto `path` (so no half-written media)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
 def save_image(img: Image.Image, path: Path, **params) -> None:
     """Saves a PIL image atomically; the format follows the suffix; params go to PIL (e.g. quality=95)."""
-    tmp = atomic_path(path)
-    img.save(tmp, format=Image.registered_extensions()[path.suffix.lower()], **params)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format=Image.registered_extensions()[path.suffix.lower()], **params)
 
 
 def _read_journal(path: Path, out_dir: Path) -> dict[str, dict]:
@@ -93,11 +86,7 @@ def _read_journal(path: Path, out_dir: Path) -> dict[str, dict]:
             continue
         done[entry["key"]] = entry
     if len(done) != len(lines) or not text.endswith("\n"):
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(
-            "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in done.values()), encoding="utf-8"
-        )
-        os.replace(tmp, path)
+        write_atomic(path, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in done.values()))
     return done
 
 
@@ -198,7 +187,7 @@ def build(
 
 def write_info(out_dir: Path, report: BuildReport) -> None:
     """info.json beside the manifest: the counts `xmodal data list` shows without reading the manifest."""
-    (out_dir / INFO).write_text(json.dumps(asdict(report), indent=1) + "\n", encoding="utf-8")
+    write_atomic(out_dir / INFO, json.dumps(asdict(report), indent=1) + "\n")
 
 
 def read_info(out_dir: Path) -> BuildReport | None:

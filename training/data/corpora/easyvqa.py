@@ -5,13 +5,13 @@ Each QA pair gets its question family as QA.type: "color", "shape" or "yes-no". 
 when the questions fix only one of the two it is "a <color> shape" or "a <shape>".
 """
 
-import os
 import re
 import shutil
 from functools import cache
 from pathlib import Path
 
-from training.data.corpora.builder import MEDIA, BuildReport, atomic_path, build
+from training.atomic import atomic_path
+from training.data.corpora.builder import MEDIA, BuildReport, build
 from training.data.manifest import QA, Item, split_for
 
 COLORS = ("black", "blue", "brown", "gray", "green", "red", "teal", "yellow")
@@ -77,9 +77,8 @@ def make_item(key: str, out_dir: Path) -> Item:
     split, index = key.split("/")
     paths, qa = load_split(split)
     rel = Path(MEDIA) / f"{key}.png"
-    tmp = atomic_path(out_dir / rel)
-    shutil.copyfile(paths[int(index)], tmp)
-    os.replace(tmp, out_dir / rel)
+    with atomic_path(out_dir / rel) as tmp:
+        shutil.copyfile(paths[int(index)], tmp)
     pairs = qa.get(int(index), [])
     color, shape = describe(pairs)
     text = caption(color, shape)

@@ -5,13 +5,13 @@ Two versions of one clip (pristine and distorted, clean and corrupted) share a g
 """
 
 import importlib.util
-import os
 import shutil
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from training.data.corpora.builder import MEDIA, BuildReport, Skip, atomic_path, build
+from training.atomic import atomic_path
+from training.data.corpora.builder import MEDIA, BuildReport, Skip, build
 from training.data.manifest import Item, split_for
 
 OPENCV = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -96,9 +96,8 @@ def make_item(key: str, out_dir: Path, opencv: Path = OPENCV) -> Item | Skip:
     except Exception as e:  # PyAV raises av.error.* subclasses for files it cannot decode
         return Skip("undecodable", f"{src}: {type(e).__name__}: {e}")
     rel = Path(MEDIA) / f"{key}{src.suffix.lower()}"
-    tmp = atomic_path(out_dir / rel)
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, out_dir / rel)
+    with atomic_path(out_dir / rel) as tmp:
+        shutil.copyfile(src, tmp)
     group = video.group or key
     meta = {"source": str(src), "group": group, **info}
     if video.note:
