@@ -20,7 +20,7 @@ import torch
 
 from app import metrics
 from app.config import Settings
-from training.errors import XModalError
+from training.errors import BrokenArtifactError, XModalError
 
 log = logging.getLogger("xmodal.registry")
 
@@ -94,6 +94,8 @@ class Registry:
         self._users_lock = threading.Lock()
         self._holders: dict[int, int] = {}  # id(index) -> live states serving it; closed at 0
         self._swap_lock = asyncio.Lock()
+        # what is not served because its files are broken: "index NAME" / "model REF" -> why (/readyz)
+        self.broken: dict[str, str] = {}
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -157,6 +159,28 @@ class Registry:
         card = read_card(model_dir) if model_dir else {"model": ref}
         return model, model_id, model_dir, card
 
+    def _load_checked_model(self, ref: str):
+        """_load_model, with a broken model dir (unreadable weights, or weights that no longer match
+        the fingerprint in card.json) raised as BrokenArtifactError naming the file."""
+        try:
+            model, model_id, model_dir, card = self._load_model(ref)
+        except XModalError:
+            raise
+        except Exception as e:  # noqa: BLE001 - safetensors, torch and open_clip each raise their own
+            weights = self.resolve_model(ref)[1]
+            where = weights / "model.safetensors" if weights is not None else ref
+            raise BrokenArtifactError(where, f"unreadable model ({type(e).__name__}: {e})"[:300]) from None
+        recorded, fp = card.get("fingerprint"), getattr(model, "fingerprint", None)
+        if model_dir is not None and recorded and fp and recorded != fp:
+            raise BrokenArtifactError(
+                model_dir / "model.safetensors", "does not match the fingerprint in card.json (corrupted?)"
+            )
+        return model, model_id, model_dir, card
+
+    def _note_broken(self, what: str, e: BrokenArtifactError) -> None:
+        log.error("not serving %s: %s", what, e)
+        self.broken[what] = str(e)
+
     def _open_checked(self, model, name: str, version: str | None):
         from index.search import open_index
 
@@ -168,29 +192,42 @@ class Registry:
             raise
         return index
 
-    def load_initial(self) -> ServingState:
+    def load_initial(self) -> ServingState | None:
         """Start-up: the configured model and indexes. Indexes named in XMODAL_INDEXES must load;
-        discovered ones that another model embedded are skipped with a warning."""
-        model, model_id, model_dir, card = self._load_model(self.default_model_ref())
-        names = self.settings.indexes
+        discovered ones that another model embedded are skipped with a warning. A model or index whose
+        files are broken is not served (logged, and named by /readyz); the rest is."""
+        ref = self.default_model_ref()
+        try:
+            model, model_id, model_dir, card = self._load_checked_model(ref)
+        except BrokenArtifactError as e:
+            self._note_broken(f"model {ref}", e)  # up but not ready; an activate can still fix it
+            return None
         indexes = {}
-        if names is None:
-            from index.search import list_indexes
-
-            found = [d["name"] for d in list_indexes(self.settings.indexes_dir)]
-        for name in names if names is not None else found:
+        for name in self._startup_index_names():
             try:
                 indexes[name] = self._open_checked(model, name, None)
+            except BrokenArtifactError as e:
+                self._note_broken(f"index {name}", e)
             except XModalError as e:
-                if names is not None:
+                if self.settings.indexes is not None:
                     raise
                 log.warning("skipping index %s: %s", name, e)
         default = self.settings.default_index or next(iter(indexes), None)
+        if f"index {default}" in self.broken:
+            default = next(iter(indexes), None)
         if default is not None and default not in indexes:
             raise XModalError(f"XMODAL_DEFAULT_INDEX={default!r} is not loaded; loaded: {', '.join(indexes)}")
         state = ServingState(model, model_id, model_dir, card, indexes, default)
         self._install(state)
         return state
+
+    def _startup_index_names(self) -> list[str]:
+        """XMODAL_INDEXES, else every published index."""
+        if self.settings.indexes is not None:
+            return list(self.settings.indexes)
+        from index.search import list_indexes
+
+        return [d["name"] for d in list_indexes(self.settings.indexes_dir)]
 
     # -- swapping ----------------------------------------------------------------------------------
 
@@ -200,17 +237,20 @@ class Registry:
         async with self._swap_lock:
             try:
                 state = await asyncio.to_thread(self._build_model_state, ref, versions or {})
-            except Exception:
+            except Exception as e:
                 metrics.SWAPS.labels("model", "failed").inc()
+                if isinstance(e, BrokenArtifactError):
+                    self._note_broken(f"model {ref}", e)
                 raise
+            self.broken = {k: v for k, v in self.broken.items() if not k.startswith("model ")}
             self._install(state)
             metrics.SWAPS.labels("model", "ok").inc()
             return state
 
     def _build_model_state(self, ref: str, versions: dict[str, str]) -> ServingState:
         old = self._state
-        model, model_id, model_dir, card = self._load_model(ref)
-        names = list(old.indexes) if old else []
+        model, model_id, model_dir, card = self._load_checked_model(ref)
+        names = list(old.indexes) if old else self._startup_index_names()
         unknown = set(versions) - set(names)
         names += sorted(unknown)
         opened: dict[str, Any] = {}
@@ -232,9 +272,12 @@ class Registry:
                 raise NotReadyError("the service is still loading its model; retry shortly")
             try:
                 index = await asyncio.to_thread(self._open_warm, old.model, name, version)
-            except Exception:
+            except Exception as e:
                 metrics.SWAPS.labels("index", "failed").inc()
+                if isinstance(e, BrokenArtifactError):  # refused; the old version keeps serving
+                    self._note_broken(f"index {name}", e)
                 raise
+            self.broken.pop(f"index {name}", None)
             indexes = {**old.indexes, name: index}
             state = ServingState(
                 old.model, old.model_id, old.model_dir, old.card, indexes, old.default_index or name

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from index.publish import current_version, indexes_root, versions
+from index.publish import current_version, indexes_root, verify_version, versions
 from index.store import MetaStore, Row
-from training.errors import XModalError
+from training.errors import BrokenArtifactError, XModalError
 
 # Filtered sets up to this many vectors are searched exactly with numpy instead of over-fetching.
 EXACT_FILTER_MAX = 50_000
@@ -83,6 +83,18 @@ def _read_faiss(path: Path):
         return faiss.read_index(str(path))
 
 
+def _open_artifact(path: Path, opener):
+    """opener(path), with any failure to read it (FAISS raises RuntimeError, numpy ValueError, SQLite
+    DatabaseError) turned into BrokenArtifactError naming the file."""
+    try:
+        return opener(path)
+    except XModalError:
+        raise
+    except Exception as e:  # noqa: BLE001 - each library has its own error types for a bad file
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise BrokenArtifactError(path, f"unreadable ({reason})") from None
+
+
 class LoadedIndex:
     """One opened index version. Thread-safe for concurrent searches (FAISS search is read-only;
     SQLite connections are per thread)."""
@@ -92,11 +104,8 @@ class LoadedIndex:
 
         self.name, self.version, self.root = name, version, root
         self.path = root / name / version
-        try:
-            self.manifest: dict = json.loads((self.path / "manifest.json").read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise XModalError(f"index {name!r} version {version!r}: unreadable manifest.json ({e})") from None
-        self._index = _read_faiss(self.path / "index.faiss")
+        self.manifest: dict = verify_version(self.path)  # sizes and sha256 of every file
+        self._index = _open_artifact(self.path / "index.faiss", _read_faiss)
         on_gpu = False
         if faiss.get_num_gpus() > 0:
             try:  # HNSW and refine wrappers have no GPU version and stay on CPU
@@ -107,15 +116,31 @@ class LoadedIndex:
         space = faiss.GpuParameterSpace() if on_gpu else faiss.ParameterSpace()
         if self.manifest.get("search_params"):
             space.set_index_parameters(self._index, self.manifest["search_params"])
-        self._vectors = np.load(self.path / "vectors.npy", mmap_mode="r")  # (N, D) float32
+        self._vectors = _open_artifact(
+            self.path / "vectors.npy", lambda p: np.load(p, mmap_mode="r")
+        )  # (N, D)
         # Exact search on CPU: numpy matmul over the mapped vectors beats FAISS Flat here (100k x 384:
         # 32 vs 64 ms for one query, 0.47 vs 4.2 s for 200; FAISS's bundled BLAS misdetects this CPU)
         self._numpy_flat = self.manifest.get("factory") == "Flat" and not on_gpu
-        self._store = MetaStore(self.path / "meta.sqlite")
+        self._store = _open_artifact(self.path / "meta.sqlite", MetaStore)
+        self._check_sizes()
         self._filter_cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
         # A video contributes 1 + segments rows; fetching k * this many candidates yields k distinct items.
         self._fanout = int(self.manifest.get("max_rows_per_item", 1))
+
+    def _check_sizes(self) -> None:
+        """FAISS, vectors and metadata agree on the row count (catches a broken version that predates
+        the checksums in manifest.json)."""
+        n = _open_artifact(self.path / "meta.sqlite", lambda _: self._store.count())
+        want = self.manifest.get("vectors")
+        for fname, have in (
+            ("index.faiss", self._index.ntotal),
+            ("vectors.npy", len(self._vectors)),
+            ("meta.sqlite", n),
+        ):
+            if want is not None and have != want:
+                raise BrokenArtifactError(self.path / fname, f"{have} rows, but manifest.json says {want}")
 
     @property
     def dim(self) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.errors import XModalError
+from training.errors import BrokenArtifactError
 
 SCHEMA = """
 CREATE TABLE items (
@@ -85,7 +85,7 @@ class MetaStore:
 
     def __init__(self, path: Path):
         if not path.is_file():
-            raise XModalError(f"{path}: metadata store missing")
+            raise BrokenArtifactError(path, "metadata store missing")
         self.path = path
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
@@ -111,6 +111,9 @@ class MetaStore:
             for rec in self._con().execute(q, part):
                 out[rec[0]] = _row(rec)
         return out
+
+    def count(self) -> int:
+        return self._con().execute("SELECT count(*) FROM items").fetchone()[0]
 
     def all_rows(self) -> list[Row]:
         return [_row(rec) for rec in self._con().execute("SELECT * FROM items ORDER BY key")]

@@ -49,7 +49,8 @@ async def healthz() -> dict:
 
 @health_router.get("/readyz")
 async def readyz(registry: RegistryDep, response: Response) -> dict:
-    """Ready when a model and at least one index are loaded; 503 otherwise."""
+    """Ready when a model and at least one index are loaded; 503 otherwise. `broken` names each model
+    or index not served because a file of it is missing, truncated or corrupted."""
     state = registry.state
     ready = state is not None and bool(state.indexes)
     if not ready:
@@ -58,6 +59,7 @@ async def readyz(registry: RegistryDep, response: Response) -> dict:
         "ready": ready,
         "model": state.model_id if state else None,
         "indexes": {n: str(i.version) for n, i in state.indexes.items()} if state else {},
+        "broken": dict(registry.broken),
     }
 
 

@@ -141,7 +141,7 @@ def test_bad_query_dimension_is_a_clear_error():
 
 
 def test_a_killed_writers_temp_dirs_are_removed_by_the_next_write():
-    """Every writer holds the index's writer lock, so a temp dir found by the next one is a killed writer's."""
+    """Every writer holds the writer lock, so a temp dir found by the next one is a killed writer's."""
     from training.home import indexes_dir
 
     _publish()
