@@ -46,6 +46,9 @@ FramesPerSegment = Annotated[int, typer.Option("--frames-per-segment", min=1, ma
 VideoFrames = Annotated[
     int, typer.Option("--video-frames", min=1, max=256, help="Frames for the whole-video vector.")
 ]
+MaxVideoSeconds = Annotated[
+    float, typer.Option("--max-video-seconds", min=1.0, help="Index at most this much of each video.")
+]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
 
 
@@ -106,13 +109,14 @@ def build(
     segment_seconds: SegmentSeconds = 5.0,
     frames_per_segment: FramesPerSegment = 4,
     video_frames: VideoFrames = 8,
+    max_video_seconds: MaxVideoSeconds = 3600.0,
     progress: Progress = True,
 ) -> None:
     """Embed a corpus and publish a new index version (resumes an interrupted run of the same job)."""
     from index.runner import JobConfig
     from index.video import VideoConfig
 
-    video = VideoConfig(segment_seconds, frames_per_segment, video_frames)
+    video = VideoConfig(segment_seconds, frames_per_segment, video_frames, max_seconds=max_video_seconds)
     cfg = JobConfig(batch_size, workers, factory=factory, video=video)
     sources = {"manifest": manifest, "corpus": corpus, "directory": dir, "shards": shards}
     _job(name, _model(model), sources, cfg, progress)

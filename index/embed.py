@@ -59,6 +59,9 @@ class ChunkDataset(torch.utils.data.Dataset):
         out = DecodedChunk(self.chunk_ids[i])
         images = []
         for pos, rec in enumerate(self.chunk_records(out.chunk)):
+            if rec.refused:
+                out.failures.append((pos, rec.refused))
+                continue
             try:  # any failure to read or decode one file skips that file, never the job
                 if rec.media == "video":
                     out.videos.append(self._video(pos, rec))

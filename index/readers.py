@@ -6,20 +6,23 @@
     --shards 'x-{000..009}.tar'  webdataset-style tars (key.jpg + key.txt/.json); members are extracted
                                  once into a media cache so the service can serve them by path
 
+Tars may be untrusted: a member with an absolute or `..` name, a link or a device is refused (never
+extracted) and reported by the job as a skipped item naming the tar and member.
+
 Records carry absolute paths; decoding happens later, in DataLoader workers (index/embed.py).
 """
 
 import itertools
 import json
 import re
+import shutil
 import tarfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+from training.atomic import atomic_path
 from training.errors import InputFileError, XModalError
-
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".ogv"}
+from training.media_kinds import media_kind
 
 
 @dataclass
@@ -29,11 +32,7 @@ class Record:
     media: str  # "image" | "video"
     captions: list[str] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
-
-
-def media_kind(path: str | Path) -> str | None:
-    ext = Path(path).suffix.lower()
-    return "image" if ext in IMAGE_EXTS else "video" if ext in VIDEO_EXTS else None
+    refused: str | None = None  # why the reader refused this item (the job reports it as skipped)
 
 
 def read_manifest_records(path: Path) -> list[Record]:
@@ -81,7 +80,9 @@ def read_dir_records(root: Path) -> list[Record]:
             continue
         txt = p.with_suffix(".txt")
         captions = (
-            [line.strip() for line in txt.read_text().splitlines() if line.strip()] if txt.is_file() else []
+            [ln.strip() for ln in txt.read_text(errors="replace").splitlines() if ln.strip()]
+            if txt.is_file()
+            else []
         )
         rel = p.relative_to(root).as_posix()
         records.append(Record(rel, str(p.resolve()), kind, captions, {"folder": str(Path(rel).parent)}))
@@ -105,10 +106,24 @@ def expand_braces(pattern: str) -> list[str]:
     )
 
 
+def _unsafe(m: tarfile.TarInfo) -> str | None:
+    """Why a tar member must not be extracted, or None when it is a plain file with a relative name."""
+    if m.issym() or m.islnk():
+        return f"is a link (to {m.linkname!r})"
+    if not m.isfile():
+        return None if m.isdir() else "is a device or special file"
+    name = PurePosixPath(m.name)
+    if name.is_absolute() or m.name.startswith("\\") or re.match(r"^[A-Za-z]:", m.name):
+        return "has an absolute name"
+    if ".." in name.parts:
+        return "has a '..' in its name"
+    return None
+
+
 def read_shard_records(pattern: str, cache: Path) -> list[Record]:
     """Samples from webdataset-style tars: members sharing a key (name up to the first dot) form one
     sample; the media member is extracted under `cache/<shard>/`; .txt gives captions, .json meta
-    (its "caption"/"captions" fields become captions)."""
+    (its "caption"/"captions" fields become captions). Unsafe members come back as refused records."""
     records = []
     for shard in map(Path, expand_braces(pattern)):
         if not shard.is_file():
@@ -117,20 +132,25 @@ def read_shard_records(pattern: str, cache: Path) -> list[Record]:
             with tarfile.open(shard) as tar:
                 samples: dict[str, dict[str, tarfile.TarInfo]] = {}
                 for m in tar.getmembers():
-                    if m.isfile():
+                    why = _unsafe(m)
+                    if why is not None:
+                        reason = f"{shard}: member {m.name!r} {why}; refused"
+                        records.append(
+                            Record(f"{shard.stem}/{m.name}", f"{shard}:{m.name}", "image", refused=reason)
+                        )
+                    elif m.isfile():
                         key, _, ext = m.name.partition(".")
                         samples.setdefault(key, {})["." + ext.lower()] = m
-                out_dir = cache / shard.stem
+                out_dir = (cache / shard.stem).resolve()
                 for key, members in samples.items():
                     media = next((e for e in members if media_kind("x" + e)), None)
                     if media is None:
                         continue
                     dest = out_dir / (key + media)
+                    assert dest.resolve().is_relative_to(out_dir), dest  # _unsafe refused what escapes
                     if not dest.is_file():
-                        dest.parent.mkdir(parents=True, exist_ok=True)
-                        tmp = dest.with_name(dest.name + ".part")
-                        tmp.write_bytes(tar.extractfile(members[media]).read())
-                        tmp.replace(dest)
+                        with atomic_path(dest) as tmp, tmp.open("wb") as f:
+                            shutil.copyfileobj(tar.extractfile(members[media]), f)
                     captions, meta = [], {"shard": shard.name}
                     if ".txt" in members:
                         text = tar.extractfile(members[".txt"]).read().decode("utf-8", "replace")
@@ -138,17 +158,17 @@ def read_shard_records(pattern: str, cache: Path) -> list[Record]:
                     if ".json" in members:
                         try:
                             extra = json.loads(tar.extractfile(members[".json"]).read())
-                        except json.JSONDecodeError as e:
-                            raise InputFileError(
-                                shard, None, f"{members['.json'].name}: invalid JSON ({e})"
-                            ) from None
+                        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                            why = f"{shard}: member {members['.json'].name!r}: invalid JSON ({e}); refused"
+                            records.append(
+                                Record(f"{shard.stem}/{key}", str(dest), media_kind(dest), refused=why)
+                            )
+                            continue
                         if isinstance(extra, dict):
                             caps = extra.pop("captions", None) or [extra.pop("caption", None)]
                             captions = captions or [c for c in caps if c]
                             meta.update(extra)
-                    records.append(
-                        Record(f"{shard.stem}/{key}", str(dest.resolve()), media_kind(dest), captions, meta)
-                    )
+                    records.append(Record(f"{shard.stem}/{key}", str(dest), media_kind(dest), captions, meta))
         except tarfile.TarError as e:
             raise InputFileError(shard, None, f"not a readable tar shard ({e})") from None
     return records

@@ -5,7 +5,10 @@
         .segments  [(start_s, end_s, [frames_per_segment PIL images]), ...]
 
 One sequential decode serves every sample time (no seeking: keyframe seeks land far from the
-target in sparse-keyframe codecs); each chosen frame is converted to PIL once.
+target in sparse-keyframe codecs); each chosen frame is downscaled by PyAV as it is converted to PIL,
+so an 8K video holds small frames only (plus the decoder's current one). Decoding stops at
+`max_seconds` or `max_frames` decoded frames, whichever comes first: a longer video is indexed over
+its first `max_seconds`, so no video can take unbounded time or memory.
 """
 
 import math
@@ -21,6 +24,9 @@ class VideoConfig:
     frames_per_segment: int = 4  # frames averaged into one segment vector
     video_frames: int = 8  # frames averaged into the whole-video vector
     max_segments: int = 32  # long videos get longer segments rather than more of them
+    decode_size: int = 256  # sampled frames are scaled so their short side is at most this (pixels)
+    max_seconds: float = 3600.0  # only the first hour of a video is indexed
+    max_frames: int = 200_000  # decoded frames per video, at most (about 1.8 h at 30 fps)
 
 
 @dataclass
@@ -38,12 +44,26 @@ def _duration(container, stream) -> float | None:
     return None
 
 
-def _frame_times(path: Path) -> list[float]:
-    """Presentation times of every frame (a decode pass, for files whose header has no duration)."""
+def _frame_times(path: Path, cfg: VideoConfig) -> list[float]:
+    """Presentation times of the frames within the caps (a decode pass, for files whose header has no
+    duration)."""
     import av
 
+    times = []
     with av.open(str(path)) as container:
-        return [f.time for f in container.decode(video=0) if f.time is not None]
+        for n, f in enumerate(container.decode(video=0)):
+            if n >= cfg.max_frames or (f.time is not None and f.time > cfg.max_seconds):
+                break
+            if f.time is not None:
+                times.append(f.time)
+    return times
+
+
+def small_image(frame, size: int) -> Image.Image:
+    """A PyAV frame as a PIL image whose short side is at most `size` (scaled by libswscale)."""
+    scale = min(1.0, size / max(1, min(frame.width, frame.height)))
+    w, h = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
+    return frame.to_image(width=w, height=h)
 
 
 def segment_bounds(duration: float, cfg: VideoConfig) -> list[tuple[float, float]]:
@@ -65,10 +85,11 @@ def sample_video(path: str | Path, cfg: VideoConfig) -> VideoSample:
         stream = container.streams.video[0]
         duration = _duration(container, stream)
     if duration is None:
-        times = _frame_times(path)
+        times = _frame_times(path, cfg)
         if not times:
             raise ValueError("no decodable frames")
         duration = times[-1] - times[0] + 1e-3
+    duration = min(duration, cfg.max_seconds)
     bounds = segment_bounds(duration, cfg)
     # sample times (seconds from the first frame) -> slot: ("v", i) whole video, (j, i) segment j
     targets = [((i + 0.5) * duration / cfg.video_frames, ("v", i)) for i in range(cfg.video_frames)]
@@ -80,12 +101,14 @@ def sample_video(path: str | Path, cfg: VideoConfig) -> VideoSample:
     picked: dict[tuple, Image.Image] = {}
     t0, last, pos = None, None, 0
     with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
+        for n, frame in enumerate(container.decode(video=0)):
+            if n >= cfg.max_frames:
+                break
             t = frame.time if frame.time is not None else (0.0 if last is None else last[0] + 1 / 30)
             t0 = t if t0 is None else t0
             image = None
             while pos < len(targets) and t - t0 >= targets[pos][0]:
-                image = image or frame.to_image()
+                image = image or small_image(frame, cfg.decode_size)
                 picked[targets[pos][1]] = image
                 pos += 1
             last = (t, frame)
@@ -94,7 +117,7 @@ def sample_video(path: str | Path, cfg: VideoConfig) -> VideoSample:
     if last is None:
         raise ValueError("no decodable frames")
     if pos < len(targets):  # times past the last frame take the last frame
-        tail = last[1].to_image()
+        tail = small_image(last[1], cfg.decode_size)
         for _, slot in targets[pos:]:
             picked[slot] = tail
     return VideoSample(

@@ -22,14 +22,7 @@ from training.data.corpora import corpus_dir, known_corpora
 from training.data.corpora.builder import BuildReport, write_info
 from training.data.manifest import MANIFEST, Item, split_for, write_manifest
 from training.errors import InputFileError, XModalError
-
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
-
-
-def media_kind(path: Path) -> str | None:
-    ext = path.suffix.lower()
-    return "image" if ext in IMAGE_EXTS else "video" if ext in VIDEO_EXTS else None
+from training.media_kinds import media_kind
 
 
 def read_captions(path: Path, root: Path) -> dict[str, list[str]]:
