@@ -276,7 +276,13 @@ def run_job(
     write_atomic(
         work / "job.json", json.dumps({"name": name, "sources": sources, "config": asdict(cfg)}, indent=2)
     )
-    stats = embed_to_shards(model, records, work, cfg, rank, world, progress)
+    try:
+        stats = embed_to_shards(model, records, work, cfg, rank, world, progress)
+    except OSError as e:  # disk full or an I/O error while writing a shard
+        raise XModalError(
+            f"index {name!r}: writing chunk shards in {work} failed ({e}); nothing was published; "
+            "the chunks already written are kept: re-run the same command to resume"
+        ) from e
     if world > 1:  # every rank's shards are on disk; nothing collective follows
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()

@@ -1,7 +1,11 @@
-"""Helpers for index tests: tiny corpora (PIL images, PyAV-encoded videos, broken files) and a
-brute-force reference search."""
+"""Helpers for index tests: tiny corpora (PIL images, PyAV-encoded videos, broken files), a
+brute-force reference search, and the CLI run in a subprocess that SIGKILLs itself at a chosen point."""
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +97,53 @@ def brute_force(vectors: np.ndarray, rows, q: np.ndarray, k: int, keep=lambda r:
             seg[r.item_id] = (s, r)
     ranked = sorted(best.items(), key=lambda kv: -kv[1][0])[:k]
     return [(item, s, seg[item][1].start if item in seg else None) for item, (s, _) in ranked]
+
+
+# Runs `index.cli` with one stage wrapped so that its (n+1)-th call SIGKILLs the process; stage "timer"
+# kills it `n` milliseconds after the job starts. Either way a run that gets as far as set_current
+# before its kill point dies there, so every run but stage "none" is killed.
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys, threading
+    import index.publish, index.runner
+    stage, n = sys.argv[1], int(sys.argv[2])
+    STAGES = {  # stage -> (module, function, kill after the call rather than before)
+        "shard": (index.runner, "_write_shard", False),  # before a chunk's shard is written
+        "journal": (index.runner, "_write_shard", True),  # a shard in place, not yet journalled
+        "fsync": (index.publish, "fsync_tree", False),  # a version's files written, not fsynced nor renamed
+        "rename": (index.publish, "fsync_path", False),  # the version renamed into place, CURRENT not moved
+        "current": (index.publish, "set_current", False),  # just before CURRENT moves
+    }
+    def kill():
+        os.kill(os.getpid(), signal.SIGKILL)
+    if stage == "timer":
+        threading.Timer(n / 1000, kill).start()
+        stage, n = "current", 0
+    if stage not in ("none", "current"):  # a run that never reaches its kill point dies publishing
+        publish = index.publish.set_current
+        index.publish.set_current = lambda *a, **k: kill()
+    if stage in STAGES:
+        module, attr, after = STAGES[stage]
+        original, calls = getattr(module, attr), []
+        def wrapped(*args, **kwargs):
+            calls.append(1)
+            if len(calls) > n and not after:
+                kill()
+            out = original(*args, **kwargs)
+            if len(calls) > n:
+                kill()
+            return out
+        setattr(module, attr, wrapped)
+    from index.cli import main
+    main(sys.argv[3:])
+    """
+)
+
+
+def run_killed(tmp_path: Path, stage: str, n: int, args: list[str]) -> subprocess.CompletedProcess:
+    """`python -m index.cli ARGS` in a subprocess that SIGKILLs itself at `stage` (see KILLER);
+    stage "none" runs it to the end. XMODAL_HOME comes from the environment."""
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER)
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, str(script), stage, str(n), *args], env=env, capture_output=True)

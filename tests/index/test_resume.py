@@ -2,10 +2,6 @@
 the index holds every item exactly once and equals an uninterrupted build."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -15,27 +11,8 @@ from index.readers import read_sources
 from index.runner import JobConfig, run_job
 from index.search import open_index
 from index.store import MetaStore
-from tests.index.helpers import write_corpus
+from tests.index.helpers import run_killed, write_corpus
 from training.factory import load_model
-
-# Runs the CLI with one stage wrapped so that its (n+1)-th call SIGKILLs the process.
-KILLER = textwrap.dedent(
-    """
-    import os, signal, sys
-    import index.publish, index.runner
-    stage, n = sys.argv[1], int(sys.argv[2])
-    module, attr = {"shard": (index.runner, "_write_shard"), "current": (index.publish, "set_current")}[stage]
-    original, calls = getattr(module, attr), []
-    def wrapped(*args, **kwargs):
-        calls.append(1)
-        if len(calls) > n:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return original(*args, **kwargs)
-    setattr(module, attr, wrapped)
-    from index.cli import main
-    main(sys.argv[3:])
-    """
-)
 
 
 def _ids_and_vectors(idx):
@@ -63,12 +40,7 @@ def test_sigkill_then_rerun_indexes_every_item_exactly_once(
 ):
     args = ["build", "--model", str(tiny_model_dir), "--manifest", str(corpus), "--batch-size", "4"]
     args += ["--workers", "0", "--no-progress"]
-    script = tmp_path / "killer.py"
-    script.write_text(KILLER)
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    proc = subprocess.run(
-        [sys.executable, str(script), stage, str(n), *args, "--name", "k"], env=env, capture_output=True
-    )
+    proc = run_killed(tmp_path, stage, n, [*args, "--name", "k"])
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     work = list((tmp_path / "home" / "indexes" / "k" / ".work").glob("*/shard-*.npz"))
     assert len(work) == (2 if stage == "shard" else 6)  # 23 items in chunks of 4
