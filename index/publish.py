@@ -16,6 +16,7 @@ size and sha256, so a truncated or corrupted file is found when the version is o
 without re-embedding.
 """
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -66,7 +67,7 @@ def _holder(lock_file) -> str:
     """Who holds the lock, from what it wrote into the lock file."""
     lock_file.seek(0)
     try:
-        info = json.loads(lock_file.read() or "{}")
+        info = json.loads(lock_file.read().decode("utf-8", "replace") or "{}")
     except json.JSONDecodeError:
         info = {}
     if not info:
@@ -87,7 +88,7 @@ def writer_lock(name: str, root: Path | None = None, wait_s: float = LOCK_WAIT_S
     if path in _held:
         yield
         return
-    with open(path, "a+") as f:
+    with open(path, "a+b", buffering=0) as f:  # unbuffered: a full disk fails the write, not the close
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -116,8 +117,10 @@ def writer_lock(name: str, root: Path | None = None, wait_s: float = LOCK_WAIT_S
         }
         f.seek(0)
         f.truncate()
-        f.write(json.dumps(me))
-        f.flush()
+        # who holds it, for a waiting writer's message (the flock alone is the lock); on a full disk
+        # this fails and the version write that follows says so
+        with contextlib.suppress(OSError):
+            f.write(json.dumps(me).encode())
         _held.add(path)
         try:
             yield
