@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEBIAN_PACKAGES := openclipart-svg dataset-fashion-mnist opencv-doc chromium
 
-.PHONY: setup system-deps test demo lint clean
+.PHONY: setup system-deps test demo lint clean faults
 
 setup: system-deps $(VENV)/.installed
 
@@ -28,6 +28,16 @@ $(VENV)/.installed: pyproject.toml
 test: setup
 	@$(PY) -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; fi; exit $$rc
+
+# Fault injection at full size (tests/faults with XMODAL_FAULTS=full): >= 10 SIGKILLs of the indexer over
+# 1,000 items, a full tmpfs (needs root to mount), a server killed and hot-swapped under load. About
+# 10 minutes on 2 cores; the figures land in RELIABILITY.md (bench/faults.py).
+FAULTS_REPORT ?= var/faults.jsonl
+faults: setup
+	@mkdir -p $(dir $(FAULTS_REPORT)) && rm -f $(FAULTS_REPORT)
+	XMODAL_FAULTS=full XMODAL_FAULTS_REPORT=$(FAULTS_REPORT) OMP_NUM_THREADS=1 \
+		$(PY) -m pytest -q tests/faults tests/index/test_resume.py
+	$(PY) bench/faults.py $(FAULTS_REPORT)
 
 demo: setup
 	$(VENV)/bin/xmodal demo

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from training.atomic import write_atomic
+
 
 def write_section(path: Path, name: str, text: str) -> None:
     """Replaces the text between this benchmark's markers, adding them (or the file) when missing."""
@@ -12,4 +14,4 @@ def write_section(path: Path, name: str, text: str) -> None:
         doc = head + start + "\n" + text.strip("\n") + "\n" + end + rest.split(end, 1)[1]
     else:
         doc = doc.rstrip("\n") + f"\n\n{start}\n{text.strip(chr(10))}\n{end}\n"
-    path.write_text(doc)
+    write_atomic(path, doc)

@@ -35,7 +35,7 @@ import numpy as np
 
 from index.build import build_faiss
 from index.store import Row, write_store
-from training.atomic import fsync_path, fsync_tree, write_atomic
+from training.atomic import publish_dir, write_atomic
 from training.errors import BrokenArtifactError, XModalError
 from training.home import indexes_dir
 
@@ -228,9 +228,8 @@ def write_version(
                 "files": {p.name: _file_record(p) for p in sorted(tmp.iterdir())},
             }
             (tmp / "manifest.json").write_text(json.dumps(full, indent=2))
-            fsync_tree(tmp)
-            version = _rename_to_next_version(tmp, d)
-            fsync_path(d)
+            version = _next_version(d)
+            publish_dir(tmp, d / version)
         except BaseException as e:
             shutil.rmtree(tmp, ignore_errors=True)
             if isinstance(e, OSError | RuntimeError | sqlite3.Error):  # disk full, I/O error (faiss: Runtime)
@@ -253,9 +252,7 @@ def _write_failed(name: str, d: Path, e: BaseException) -> str:
     )
 
 
-def _rename_to_next_version(tmp: Path, d: Path) -> str:
-    """Renames `tmp` to the next vNNNN (the caller holds the writer lock, so no one else numbers)."""
+def _next_version(d: Path) -> str:
+    """The next vNNNN (the caller holds the writer lock, so no one else numbers)."""
     existing = [int(p.name[1:]) for p in d.glob("v[0-9]*") if p.name[1:].isdigit()]
-    version = f"v{max(existing, default=0) + 1:04d}"
-    os.rename(tmp, d / version)
-    return version
+    return f"v{max(existing, default=0) + 1:04d}"

@@ -3,6 +3,7 @@
     with atomic_path(out / "index.faiss") as tmp:   # for libraries that write by path
         faiss.write_index(index, str(tmp))
     write_atomic(out / "card.json", json.dumps(card))  # bytes or text
+    publish_dir(tmp_dir, versions / "v0003")          # a whole directory, written in a temp dir
 
 The data goes to a temp file in the same directory (`.<name>.<pid>.<random>.tmp`, so rename stays
 on one file system), is fsynced, renamed over the target, and the directory is fsynced so that
@@ -44,6 +45,14 @@ def fsync_tree(root: Path) -> None:
             fsync_path(Path(d) / f)
     for d in reversed(dirs):
         fsync_path(d)
+
+
+def publish_dir(tmp: Path, dest: Path) -> None:
+    """Moves a fully written temp dir to `dest` durably: its files and dirs fsynced, then renamed,
+    then the parent fsynced (fails if `dest` exists: a published dir is never overwritten)."""
+    fsync_tree(tmp)
+    os.rename(tmp, dest)
+    fsync_path(dest.parent)
 
 
 @contextmanager

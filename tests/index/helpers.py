@@ -110,8 +110,8 @@ KILLER = textwrap.dedent(
     STAGES = {  # stage -> (module, function, kill after the call rather than before)
         "shard": (index.runner, "_write_shard", False),  # before a chunk's shard is written
         "journal": (index.runner, "_write_shard", True),  # a shard in place, not yet journalled
-        "fsync": (index.publish, "fsync_tree", False),  # a version's files written, not fsynced nor renamed
-        "rename": (index.publish, "fsync_path", False),  # the version renamed into place, CURRENT not moved
+        "fsync": (index.publish, "publish_dir", False),  # a version's files written, not fsynced nor renamed
+        "rename": (index.publish, "publish_dir", True),  # the version renamed into place, CURRENT not moved
         "current": (index.publish, "set_current", False),  # just before CURRENT moves
     }
     def kill():
