@@ -123,7 +123,11 @@ class LoadedIndex:
         # 32 vs 64 ms for one query, 0.47 vs 4.2 s for 200; FAISS's bundled BLAS misdetects this CPU)
         self._numpy_flat = self.manifest.get("factory") == "Flat" and not on_gpu
         self._store = _open_artifact(self.path / "meta.sqlite", MetaStore)
-        self._check_sizes()
+        try:
+            self._check_sizes()
+        except XModalError:
+            self._store.close()
+            raise
         self._filter_cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
         # A video contributes 1 + segments rows; fetching k * this many candidates yields k distinct items.
