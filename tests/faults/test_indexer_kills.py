@@ -59,12 +59,12 @@ def test_random_sigkills_then_resume_index_every_item_exactly_once(
     for i in range(KILLS):
         publishing = FULL and i >= KILLS - len(PUBLISH_STAGES)  # the last kills land in publication
         stage = rng.choice(PUBLISH_STAGES if publishing else EMBED_STAGES)
-        # timer: ms after the job starts; shard/journal: the n-th chunk this run writes
-        n = (
-            int(rng.uniform(0, ref_s * 1000))
-            if stage == "timer"
-            else int(rng.integers(0, n_chunks // KILLS + 1))
-        )
+        # timer: ms after the job starts; shard/journal: the n-th chunk this run writes; the publication
+        # stages run once per job, so their first call
+        if stage == "timer":
+            n = int(rng.uniform(0, ref_s * 1000))
+        else:
+            n = int(rng.integers(0, n_chunks // KILLS + 1)) if stage in EMBED_STAGES else 0
         proc = run_killed(tmp_path, stage, n, _args(tiny_model_dir, corpus, "k"))
         err = proc.stderr.decode()
         assert proc.returncode == -9, err[-2000:]  # every run dies (at set_current at the latest)
