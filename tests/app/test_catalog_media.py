@@ -19,7 +19,7 @@ CONTRACT_PATHS = [
 def test_health_ready_and_metrics(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
-    assert ready == {"ready": True, "model": "tiny-clip", "indexes": {"demo": "v0001"}}
+    assert ready == {"ready": True, "model": "tiny-clip", "indexes": {"demo": "v0001"}, "broken": {}}
     client.post("/v1/search/text", json={"query": "cow"})
     text = client.get("/metrics").text
     names = ["xmodal_request_seconds_bucket", "xmodal_batch_size_bucket", "xmodal_queue_wait_seconds"]
