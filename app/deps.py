@@ -1,6 +1,7 @@
 """Route dependencies as `Annotated` aliases; tests replace them with `app.dependency_overrides`."""
 
 import hmac
+import unicodedata
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -10,6 +11,7 @@ from app.config import Settings
 from app.inference import Encoders
 from app.media import BadInputError
 from app.registry import Registry, ServingState
+from index.store import FilterError, check_filter
 
 # Dependencies are `async def` although they do not await: FastAPI runs plain `def` dependencies in
 # its thread pool, a hop per dependency per request that costs more than the work on a busy host.
@@ -75,11 +77,26 @@ def check_k(k: int, settings: Settings, field: str = "k", limit: int | None = No
 
 
 def check_text(text: str, settings: Settings, field: str, limit: int | None = None) -> str:
-    """Stripped text, non-empty and at most `limit` characters (default XMODAL_LIMITS__MAX_TEXT_CHARS)."""
+    """Stripped text, non-empty, at most `limit` characters (default XMODAL_LIMITS__MAX_TEXT_CHARS) and
+    free of lone surrogates and control characters (which tokenizers reject), checked before the text
+    joins a batch."""
     limit = limit or settings.limits.max_text_chars
     text = (text or "").strip()
     if not text:
         raise BadInputError(f"{field}: must not be empty")
     if len(text) > limit:
         raise BadInputError(f"{field}: {len(text)} characters is over the limit of {limit} characters")
+    for i, ch in enumerate(text):
+        if unicodedata.category(ch) in ("Cs", "Cc") and ch not in "\t\n\r":
+            kind = "a lone surrogate" if unicodedata.category(ch) == "Cs" else "a control character"
+            raise BadInputError(f"{field}: {kind} (U+{ord(ch):04X}) at position {i}; send plain UTF-8 text")
     return text
+
+
+def check_where(where: object) -> dict | None:
+    """A `where` filter the metadata store can run (index.store.check_filter), checked before the query
+    joins a batch; a bad one answers 422 naming the field."""
+    try:
+        return check_filter(where)
+    except FilterError as e:
+        raise BadInputError(str(e)) from None

@@ -12,7 +12,7 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
-from app.deps import EncodersDep, ServingDep, SettingsDep, check_k, check_text
+from app.deps import EncodersDep, ServingDep, SettingsDep, check_k, check_text, check_where
 from app.inference import TextQuery
 from app.media import BadInputError, decode_b64_image, decode_image
 from app.registry import ServingState
@@ -51,16 +51,6 @@ def to_hit(index_name: str, h) -> Hit:
         id=h.item_id, score=float(h.score), caption=h.caption, media=h.media, url=url,
         thumbnail_url=thumb, start=h.start, end=h.end, meta=meta,
     )  # fmt: skip
-
-
-def check_where(where: Any) -> dict | None:
-    if where is None:
-        return None
-    if not isinstance(where, dict) or not all(
-        isinstance(v, str | int | float | bool) and not isinstance(v, dict) for v in where.values()
-    ):
-        raise BadInputError("where: must map metadata field names to plain values, e.g. {'split': 'test'}")
-    return where
 
 
 async def search_vector(
