@@ -47,12 +47,17 @@ def _bearer(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def _same(given: str, secret: str) -> bool:
+    """Constant-time comparison of any header text (compare_digest refuses non-ASCII str)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), secret.encode("utf-8", "surrogateescape"))
+
+
 async def require_api_key(request: Request, settings: SettingsDep) -> None:
     """Query routes: when XMODAL_API_KEYS is set, `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
     if not settings.api_keys:
         return
     key = _bearer(request) or request.headers.get("x-api-key")
-    if key is None or not any(hmac.compare_digest(key, k) for k in settings.api_keys):
+    if not key or not any(_same(key, k) for k in settings.api_keys):
         raise HTTPException(
             401, "Authorization: an API key is required (Bearer or X-API-Key)", {"WWW-Authenticate": "Bearer"}
         )
@@ -63,7 +68,7 @@ async def require_admin(request: Request, settings: SettingsDep) -> None:
     if settings.admin_token is None:
         raise HTTPException(403, "admin routes are disabled: set XMODAL_ADMIN_TOKEN to enable them")
     token = _bearer(request)
-    if token is None or not hmac.compare_digest(token, settings.admin_token):
+    if token is None or not _same(token, settings.admin_token):
         raise HTTPException(
             401, "Authorization: a valid admin bearer token is required", {"WWW-Authenticate": "Bearer"}
         )

@@ -11,6 +11,30 @@ def _example(**example: Any) -> ConfigDict:
     return ConfigDict(json_schema_extra={"examples": [example]})
 
 
+class ErrorResponse(BaseModel):
+    """Every error answers this shape (app.main.error_response); 422 included, in place of FastAPI's list."""
+
+    model_config = _example(detail="k: 0 is out of range; must be between 1 and 100")
+    detail: str = Field(description="what is wrong and what to fix, naming the field")
+
+
+def _error(description: str) -> dict:
+    return {"model": ErrorResponse, "description": description}
+
+
+# Statuses any route may answer with, documented on every operation with their real body.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error("a malformed body (invalid JSON, a body that is not an object), or a fetch that failed"),
+    401: _error("an API key (or the admin token) is required or wrong"),
+    404: _error("unknown index, item or route"),
+    413: _error("the body, an upload or an image's pixel count is over its limit (the message names it)"),
+    415: _error("an upload that is not one of the accepted image formats"),
+    422: _error("a field breaks its documented type or limit (the message names it)"),
+    503: _error("busy (queue full) or not ready yet; retry after the Retry-After seconds"),
+    504: _error("no result within the batch timeout"),
+}
+
+
 class TextSearchRequest(BaseModel):
     model_config = _example(query="a red bicycle", k=12, index="demo", media="image", where={"split": "test"})
     query: str = Field(description="what to look for, in words")
@@ -30,7 +54,7 @@ class ImageSearchRequest(BaseModel):
     media: Media | None = None
 
 
-class Hit(BaseModel):
+class SearchHit(BaseModel):
     id: str = Field(description="item id in the index")
     score: float = Field(description="cosine similarity")
     caption: str | None = None
@@ -64,7 +88,7 @@ class SearchResponse(BaseModel):
     index: str
     version: str
     took_ms: float
-    hits: list[Hit]
+    hits: list[SearchHit]
 
 
 class ScoredText(BaseModel):

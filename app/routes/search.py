@@ -16,7 +16,7 @@ from app.deps import EncodersDep, ServingDep, SettingsDep, check_k, check_text, 
 from app.inference import TextQuery
 from app.media import BadInputError, decode_b64_image, decode_image
 from app.registry import ServingState
-from app.schemas import CaptionsResponse, Hit, ImageSearchRequest, SearchResponse, TextSearchRequest
+from app.schemas import CaptionsResponse, ImageSearchRequest, SearchHit, SearchResponse, TextSearchRequest
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
@@ -43,11 +43,11 @@ def media_url(index: str, item_id: str) -> str:
     return f"/media/{quote(index, safe='')}/{quote(item_id, safe='')}"
 
 
-def to_hit(index_name: str, h) -> Hit:
+def to_hit(index_name: str, h) -> SearchHit:
     url = media_url(index_name, h.item_id)
     thumb = f"{url}?thumb=1" + (f"&t={h.start:g}" if h.start is not None else "")
     meta = {k: v for k, v in (h.meta or {}).items() if isinstance(v, str | int | float | bool | None)}
-    return Hit(
+    return SearchHit(
         id=h.item_id, score=float(h.score), caption=h.caption, media=h.media, url=url,
         thumbnail_url=thumb, start=h.start, end=h.end, meta=meta,
     )  # fmt: skip

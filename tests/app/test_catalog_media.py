@@ -85,7 +85,14 @@ def test_api_keys_guard_query_routes_only(settings):
         assert ok.status_code == 200
         assert c.get("/v1/indexes", headers={"X-API-Key": "key-one"}).status_code == 200
         assert c.get("/v1/indexes", headers={"X-API-Key": "key-three"}).status_code == 401
-        assert c.get("/healthz").status_code == 200 and c.get("/metrics").status_code == 200
+        assert c.get("/healthz").status_code == 200
+        # with keys, metrics need one and the docs are off (XMODAL_PUBLIC_DOCS turns both back on)
+        assert c.get("/metrics").status_code == 401
+        assert c.get("/metrics", headers={"X-API-Key": "key-one"}).status_code == 200
+        assert c.get("/docs").status_code == c.get("/openapi.json").status_code == 404
+    settings.public_docs = True
+    with start(settings) as c:
+        assert c.get("/metrics").status_code == c.get("/docs").status_code == 200
 
 
 def test_openapi_documents_the_contract_with_examples(client):
