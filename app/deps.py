@@ -5,11 +5,13 @@ import unicodedata
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, File, HTTPException, Request, UploadFile
+from PIL import Image
 
 from app.config import Settings
 from app.inference import Encoders
-from app.media import BadInputError
+from app.limits import upload_body
+from app.media import ACCEPTED, BadInputError, ImageDecoder
 from app.registry import Registry, ServingState
 from index.store import FilterError, check_filter
 
@@ -29,6 +31,10 @@ async def get_encoders(request: Request) -> Encoders:
     return request.app.state.encoders
 
 
+async def get_decoder(request: Request) -> ImageDecoder:
+    return request.app.state.decoder
+
+
 async def get_serving(registry: Annotated[Registry, Depends(get_registry)]) -> AsyncIterator[ServingState]:
     """The current model + indexes, held until the response is done (a hot-swap does not close them)."""
     with registry.acquire() as state:
@@ -39,6 +45,32 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 EncodersDep = Annotated[Encoders, Depends(get_encoders)]
 ServingDep = Annotated[ServingState, Depends(get_serving)]
+DecoderDep = Annotated[ImageDecoder, Depends(get_decoder)]
+
+
+async def image_upload(
+    image: Annotated[
+        UploadFile,
+        File(
+            description=f"the image: {ACCEPTED}; at most XMODAL_LIMITS__MAX_UPLOAD_BYTES bytes "
+            "(default 10 MiB) and XMODAL_LIMITS__MAX_IMAGE_PIXELS pixels (default 40 megapixels)"
+        ),
+    ],
+    decoder: DecoderDep,
+    settings: SettingsDep,
+    _upload: Annotated[None, Depends(upload_body)],
+) -> Image.Image:
+    """The shared image input of every multipart image route: a multipart file field `image`, decoded
+    in the bounded decode pool (off the event loop, downscaled early, accepted formats only).
+
+    A route adopts it by taking `image: ImageDep` and declaring its other fields as `Form()` parameters,
+    e.g. `k: Annotated[int, Form(description=...)] = 5`; it then gets the upload body limit, the 413/415/
+    422/503 answers and an OpenAPI multipart schema with nothing more to write."""
+    data = await image.read(settings.limits.max_upload_bytes + 1)
+    return await decoder.decode(data, "image")
+
+
+ImageDep = Annotated[Image.Image, Depends(image_upload)]
 
 
 def _bearer(request: Request) -> str | None:
@@ -49,7 +81,8 @@ def _bearer(request: Request) -> str | None:
 
 def _same(given: str, secret: str) -> bool:
     """Constant-time comparison of any header text (compare_digest refuses non-ASCII str)."""
-    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), secret.encode("utf-8", "surrogateescape"))
+    enc = "utf-8", "surrogateescape"
+    return hmac.compare_digest(given.encode(*enc), secret.encode(*enc))
 
 
 async def require_api_key(request: Request, settings: SettingsDep) -> None:

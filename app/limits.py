@@ -1,8 +1,8 @@
 """Request body limits, counted on the stream as the bytes arrive (chunked bodies included).
 
-A JSON route takes at most XMODAL_LIMITS__MAX_JSON_BYTES; a route that carries an upload (it depends on
-`upload_body`, as the shared image input does) takes the upload limit. Reading stops at the chunk that
-crosses the limit, and the request answers 413 naming the limit.
+A JSON route takes at most XMODAL_LIMITS__MAX_JSON_BYTES; a multipart body, or any body of a route
+that carries an upload (it depends on `upload_body`, as the shared image input does), takes the upload
+limit. Reading stops at the chunk that crosses the limit, and the request answers 413 naming the limit.
 """
 
 from fastapi import HTTPException
@@ -34,13 +34,16 @@ class BodyLimitMiddleware:
         self.app, self.limits = app, limits
         self._upload_routes: dict[int, bool] = {}  # id(route) -> carries an upload
 
-    def _limit(self, route) -> tuple[int, str]:
-        if isinstance(route, APIRoute):
+    def _limit(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[int, str]:
+        route = scope.get("route")
+        upload = headers.get(b"content-type", b"").startswith(b"multipart/form-data")
+        if not upload and isinstance(route, APIRoute):
             key = id(route)
             if key not in self._upload_routes:
                 self._upload_routes[key] = _uses(route.dependant, upload_body)
-            if self._upload_routes[key]:
-                return self.limits.upload_body_bytes, "XMODAL_LIMITS__MAX_UPLOAD_BYTES"
+            upload = self._upload_routes[key]
+        if upload:
+            return self.limits.upload_body_bytes, "XMODAL_LIMITS__MAX_UPLOAD_BYTES"
         return self.limits.max_json_bytes, "XMODAL_LIMITS__MAX_JSON_BYTES"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -51,8 +54,9 @@ class BodyLimitMiddleware:
         async def receive_limited() -> Message:
             nonlocal seen, limit
             if limit is None:
-                limit = self._limit(scope.get("route"))
-                length = dict(scope["headers"]).get(b"content-length", b"")
+                headers = dict(scope["headers"])
+                limit = self._limit(scope, headers)
+                length = headers.get(b"content-length", b"")
                 if length.isdigit() and int(length) > limit[0]:
                     raise BodyTooLargeError(*limit)  # before reading a byte
             message = await receive()

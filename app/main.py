@@ -25,7 +25,7 @@ from app.config import Settings
 from app.deps import require_api_key
 from app.inference import Encoders
 from app.limits import BodyLimitMiddleware
-from app.media import BadInputError
+from app.media import BadInputError, ImageDecoder
 from app.registry import IncompatibleIndexError, NotFoundError, NotReadyError, Registry
 from app.routes import admin, catalog, compat, generate, media, search
 from app.schemas import ERROR_RESPONSES
@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         if registry.state is None:
             await asyncio.to_thread(registry.load_initial)
         app.state.encoders = Encoders(settings.batch)
+        app.state.decoder = ImageDecoder(settings.limits)
         watcher = asyncio.create_task(registry.watch()) if settings.watch else None
         try:
             yield
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
             app.state.encoders.close()
+            app.state.decoder.close()
             registry.close()
 
     docs = settings.public_docs or not settings.api_keys

@@ -12,12 +12,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import torch
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
-from app.deps import EncodersDep, ServingDep, SettingsDep, check_k, check_text
-from app.media import BadInputError, decode_b64_image, decode_image
+from app.deps import DecoderDep, EncodersDep, ServingDep, SettingsDep, check_k, check_text
+from app.limits import upload_body
+from app.media import BadInputError
 from app.routes.search import media_url
 
 router = APIRouter(tags=["clip-retrieval"])
@@ -81,7 +82,7 @@ async def _fetch(url: str, settings: Settings) -> bytes:
     return bytes(data)
 
 
-async def _query_vector(body: dict, state, encoders, settings: Settings) -> torch.Tensor:
+async def _query_vector(body: dict, state, encoders, decoder, settings: Settings) -> torch.Tensor:
     """(D,) normalised query from text, image (base64), image_url or embedding_input."""
     given = [f for f in ("text", "image", "image_url", "embedding_input") if body.get(f) not in (None, "")]
     if len(given) != 1:
@@ -92,12 +93,12 @@ async def _query_vector(body: dict, state, encoders, settings: Settings) -> torc
     if given == ["text"]:
         return await encoders.encode_text(state.model, check_text(str(body["text"]), settings, "text"))
     if given == ["image"]:
-        return await encoders.encode_image(
-            state.model, decode_b64_image(body["image"], settings.limits, "image")
-        )
+        if not isinstance(body["image"], str):
+            raise BadInputError("image: must be a base64 string")
+        return await encoders.encode_image(state.model, await decoder.decode(body["image"], "image"))
     if given == ["image_url"]:
         data = await _fetch(str(body["image_url"]), settings)
-        return await encoders.encode_image(state.model, decode_image(data, settings.limits, "image_url"))
+        return await encoders.encode_image(state.model, await decoder.decode(data, "image_url"))
     vec = body["embedding_input"]
     dim = state.model.embed_dim
     try:
@@ -109,10 +110,10 @@ async def _query_vector(body: dict, state, encoders, settings: Settings) -> torc
     return t / t.norm()
 
 
-@router.post("/knn-service", openapi_extra={"requestBody": {"content": {"application/json": {
-    "example": KNN_EXAMPLE}}}})  # fmt: skip
+@router.post("/knn-service", dependencies=[Depends(upload_body)], openapi_extra={"requestBody": {
+    "content": {"application/json": {"example": KNN_EXAMPLE}}}})  # fmt: skip
 async def knn_service(
-    request: Request, state: ServingDep, encoders: EncodersDep, settings: SettingsDep
+    request: Request, state: ServingDep, encoders: EncodersDep, decoder: DecoderDep, settings: SettingsDep
 ) -> list:
     """Nearest neighbours in clip-retrieval's shape: modality image -> items, text -> captions."""
     body = await _json_body(request)
@@ -123,7 +124,7 @@ async def knn_service(
     num_ids = max(num_images, min(_int(body, "num_result_ids", num_images), settings.limits.max_k))
     name = body.get("indice_name") or None
     index = state.index(name)
-    vec = await _query_vector(body, state, encoders, settings)
+    vec = await _query_vector(body, state, encoders, decoder, settings)
     base = str(request.base_url).rstrip("/")
     if modality == "text":
         texts, bank = await run_in_threadpool(state.caption_bank, index.name)

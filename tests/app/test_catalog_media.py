@@ -100,8 +100,15 @@ def test_openapi_documents_the_contract_with_examples(client):
     assert set(CONTRACT_PATHS) <= set(spec["paths"])
     schemas = spec["components"]["schemas"]
     assert schemas["TextSearchRequest"]["examples"][0]["query"] == "a red bicycle"
-    assert "multipart/form-data" in spec["paths"]["/v1/search/image"]["post"]["requestBody"]["content"]
-    assert "application/json" in spec["paths"]["/v1/search/image"]["post"]["requestBody"]["content"]
+    op = spec["paths"]["/v1/search/image"]["post"]
+    assert list(op["requestBody"]["content"]) == ["multipart/form-data"]  # what the route parses
+    ref = op["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert {"image", "k", "index", "media"} <= set(schemas[ref]["properties"])
+    assert schemas[ref]["required"] == ["image"]
+    for status in ("400", "413", "415", "422", "503"):  # errors documented with their real body
+        assert op["responses"][status]["content"]["application/json"]["schema"]["$ref"].endswith(
+            "/ErrorResponse"
+        )
 
 
 def test_web_page_is_served_at_root(client):
