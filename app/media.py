@@ -182,4 +182,6 @@ def video_frame(path: Path, at_s: float | None = None) -> Image.Image:
         for frame in container.decode(stream):
             if frame.time is None or frame.time >= target - 1e-3:
                 return frame.to_image()
-    raise XModalError(f"{path}: no decodable video frame")
+    # the client's `t` (never the server's file) is what to fix
+    lasts = f"; the video lasts {duration:g} s" if duration else ""
+    raise BadInputError(f"t: no video frame at or after {target:g} s{lasts}")

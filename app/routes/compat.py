@@ -19,7 +19,7 @@ from app.config import Settings
 from app.deps import DecoderDep, EncodersDep, ServingDep, SettingsDep, check_k, check_text
 from app.limits import upload_body
 from app.media import BadInputError
-from app.routes.search import media_url
+from app.routes.search import media_url, public_meta
 
 router = APIRouter(tags=["clip-retrieval"])
 
@@ -154,15 +154,19 @@ async def metadata(request: Request, state: ServingDep) -> list:
         raise BadInputError(f"ids: {len(ids)} ids is over the limit of 1000")
     index = state.index(body.get("indice_name") or None)
     base = str(request.base_url).rstrip("/")
-    out = []
-    for item_id in ids:
-        h = index.get(str(item_id))
-        meta = None if h is None else {**(h.meta or {}), **_result(index.name, h, base)}
-        if meta is not None:
-            meta.pop("id")
-            meta.pop("similarity")
-        out.append({"id": item_id, "metadata": meta})
-    return out
+
+    def lookup() -> list:  # up to 1,000 SQLite reads: in a worker thread, not on the event loop
+        out = []
+        for item_id in ids:
+            h = index.get(str(item_id))
+            meta = None if h is None else {**public_meta(h.meta), **_result(index.name, h, base)}
+            if meta is not None:
+                meta.pop("id")
+                meta.pop("similarity")
+            out.append({"id": item_id, "metadata": meta})
+        return out
+
+    return await run_in_threadpool(lookup)
 
 
 @router.get("/indices-list")

@@ -3,6 +3,7 @@
 import asyncio
 import re
 import time
+from pathlib import PurePath
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -52,10 +53,22 @@ def media_url(index: str, item_id: str) -> str:
     return f"/media/{quote(index, safe='')}/{quote(item_id, safe='')}"
 
 
+def public_meta(meta: dict | None) -> dict:
+    """An item's metadata as clients see it: plain values only, and an absolute server path (a corpus'
+    `source`, say) cut to its file name."""
+    out = {}
+    for k, v in (meta or {}).items():
+        if isinstance(v, str) and PurePath(v).is_absolute():
+            v = PurePath(v).name
+        if isinstance(v, str | int | float | bool | None):
+            out[k] = v
+    return out
+
+
 def to_hit(index_name: str, h) -> SearchHit:
     url = media_url(index_name, h.item_id)
     thumb = f"{url}?thumb=1" + (f"&t={h.start:g}" if h.start is not None else "")
-    meta = {k: v for k, v in (h.meta or {}).items() if isinstance(v, str | int | float | bool | None)}
+    meta = public_meta(h.meta)
     return SearchHit(
         id=h.item_id, score=float(h.score), caption=h.caption, media=h.media, url=url,
         thumbnail_url=thumb, start=h.start, end=h.end, meta=meta,
