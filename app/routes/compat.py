@@ -34,8 +34,8 @@ KNN_EXAMPLE = {
 async def _json_body(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.body() or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BadInputError(f"body: not valid JSON ({e})", 400) from None
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError; nesting too deep
+        raise BadInputError(f"body: not valid JSON ({str(e)[:200]})", 400) from None
     if not isinstance(body, dict):
         raise BadInputError("body: must be a JSON object", 400)
     return body
