@@ -18,6 +18,7 @@ from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
+from starlette.routing import Match, Mount
 
 from app import metrics
 from app.batching import BatchTimeoutError, QueueFullError
@@ -28,7 +29,8 @@ from app.limits import BodyLimitMiddleware
 from app.media import BadInputError, ImageDecoder
 from app.registry import IncompatibleIndexError, NotFoundError, NotReadyError, Registry
 from app.routes import admin, catalog, compat, generate, media, search
-from app.schemas import ERROR_RESPONSES
+from app.schemas import ERROR_RESPONSES, document_limits
+from index.store import filter_json_schema
 from training.errors import XModalError
 
 log = logging.getLogger("xmodal.app")
@@ -105,6 +107,23 @@ class ObserveMiddleware:
             )
 
 
+class WebPage(StaticFiles):
+    """The web page, mounted at /. The mount matches every path, so a request to an API path with a
+    method that path does not take answers that route's 405 (with its Allow header), not the file
+    server's."""
+
+    def __init__(self, routes: list, **kw):
+        super().__init__(**kw)
+        self.routes = routes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD"):
+            for route in self.routes:
+                if not isinstance(route, Mount) and route.matches(scope)[0] == Match.PARTIAL:
+                    return await route.handle(scope, receive, send)  # 405, Allow: the route's methods
+        return await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
     """The service. `registry` may come preloaded (tests); otherwise the lifespan loads
     XMODAL_MODEL and the indexes in a worker thread before the first request is served."""
@@ -163,5 +182,12 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.include_router(catalog.metrics_router, dependencies=[] if docs else query_auth)
     app.include_router(admin.router)  # its own bearer token
     if (WEB_DIR / "index.html").is_file():
-        app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+        app.mount("/", WebPage(app.router.routes, directory=WEB_DIR, html=True), name="web")
+
+    def openapi() -> dict:  # FastAPI's document, with the limits this service's Settings enforce
+        if app.openapi_schema is None:
+            document_limits(FastAPI.openapi(app), settings.limits, filter_json_schema())
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app

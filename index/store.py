@@ -45,11 +45,22 @@ class FilterError(XModalError):
     """A `where` filter the store cannot run; the message names the field and what to fix."""
 
 
+def filter_json_schema() -> dict:
+    """The JSON schema of what check_filter accepts (for the service's OpenAPI document)."""
+    return {
+        "maxProperties": MAX_FILTER_FIELDS,
+        "propertyNames": {"pattern": f"^{FIELD_NAME.pattern}$"},
+        "additionalProperties": {"anyOf": [
+            {"type": "string", "maxLength": MAX_FILTER_VALUE_CHARS}, {"type": "number"}, {"type": "boolean"},
+        ]},
+    }  # fmt: skip
+
+
 def check_filter(where: object) -> dict | None:
     """`where` as a filter the store can run, or FilterError naming the offending field.
 
     Field names match FIELD_NAME; at most MAX_FILTER_FIELDS of them; values are str (at most
-    MAX_FILTER_VALUE_CHARS), bool, int (64-bit) or finite float."""
+    MAX_FILTER_VALUE_CHARS), bool, int or finite float."""
     if where is None:
         return None
     if not isinstance(where, dict):
@@ -63,15 +74,14 @@ def check_filter(where: object) -> dict | None:
                 "(not starting with a digit, at most 64 characters)"
             )
         ok = (
-            isinstance(value, bool)
-            or (isinstance(value, int) and -(2**63) <= value < 2**63)
+            isinstance(value, bool | int)
             or (isinstance(value, float) and math.isfinite(value))
             or (isinstance(value, str) and len(value) <= MAX_FILTER_VALUE_CHARS)
         )
         if not ok:
             raise FilterError(
                 f"where.{name}: {str(value)[:80]!r} is not allowed; values are strings (at most "
-                f"{MAX_FILTER_VALUE_CHARS} characters), booleans, 64-bit integers or finite numbers"
+                f"{MAX_FILTER_VALUE_CHARS} characters), booleans or finite numbers"
             )
     return where
 

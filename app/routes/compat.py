@@ -20,6 +20,7 @@ from app.deps import DecoderDep, EncodersDep, ServingDep, SettingsDep, check_k, 
 from app.limits import upload_body
 from app.media import BadInputError
 from app.routes.search import media_url, public_meta
+from app.schemas import KnnRequest, MetadataRequest
 
 router = APIRouter(tags=["clip-retrieval"])
 
@@ -110,8 +111,17 @@ async def _query_vector(body: dict, state, encoders, decoder, settings: Settings
     return t / t.norm()
 
 
-@router.post("/knn-service", dependencies=[Depends(upload_body)], openapi_extra={"requestBody": {
-    "content": {"application/json": {"example": KNN_EXAMPLE}}}})  # fmt: skip
+def _body(model) -> dict:
+    """openapi_extra documenting a JSON body these routes parse themselves."""
+    schema = model.model_json_schema()
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+KNN_BODY = _body(KnnRequest)
+KNN_BODY["requestBody"]["content"]["application/json"]["example"] = KNN_EXAMPLE
+
+
+@router.post("/knn-service", dependencies=[Depends(upload_body)], openapi_extra=KNN_BODY)
 async def knn_service(
     request: Request, state: ServingDep, encoders: EncodersDep, decoder: DecoderDep, settings: SettingsDep
 ) -> list:
@@ -143,7 +153,7 @@ def _result(index_name: str, h, base: str) -> dict:
             "url": base + media_url(index_name, h.item_id), "media": h.media}  # fmt: skip
 
 
-@router.post("/metadata")
+@router.post("/metadata", openapi_extra=_body(MetadataRequest))
 async def metadata(request: Request, state: ServingDep) -> list:
     """{"ids": [...], "indice_name": ...} -> [{"id", "metadata": {caption, url, ...}}]."""
     body = await _json_body(request)

@@ -137,3 +137,10 @@ def test_serve_cli_builds_the_app_from_options(monkeypatch, home, tiny_model_dir
     assert settings.model == str(tiny_model_dir) and settings.indexes == ["demo"]
     assert settings.batch.enabled is False
     assert seen["app"].state.registry.state.indexes["demo"].version == "v0001"
+
+
+def test_wrong_method_on_an_api_path_is_405_with_its_allow_header(client):
+    r = client.options("/v1/search/text")
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    r = client.delete("/v1/indexes")
+    assert r.status_code == 405 and r.headers["allow"] == "GET"
