@@ -117,7 +117,7 @@ class WebPage(StaticFiles):
         self.routes = routes
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD"):
+        if scope["type"] == "http":
             for route in self.routes:
                 if not isinstance(route, Mount) and route.matches(scope)[0] == Match.PARTIAL:
                     return await route.handle(scope, receive, send)  # 405, Allow: the route's methods

@@ -38,6 +38,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 # A text field as check_text accepts it: some non-space character, no control characters.
 _CONTROL = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f"
+IMAGE_TYPES = "image/jpeg, image/png, image/webp, image/gif, image/bmp, image/tiff"
 TEXT_PATTERN = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
 
 
@@ -51,7 +52,14 @@ def document_limits(openapi: dict, limits, filter_fields: dict) -> dict:
         "texts": {"type": "array", "items": text, "minItems": 1, "maxItems": limits.max_texts},
         "where": {"anyOf": [{**filter_fields, "type": "object"}, {"type": "null"}]},
     }
-    for schema in openapi.get("components", {}).get("schemas", {}).values():
+    schemas = openapi.get("components", {}).get("schemas", {})
+    for path in openapi.get("paths", {}).values():
+        for op in path.values():
+            form = op.get("requestBody", {}).get("content", {}).get("multipart/form-data", {})
+            ref = form.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
+            if "image" in schemas.get(ref, {}).get("properties", {}):  # the shared image input
+                form["encoding"] = {"image": {"contentType": IMAGE_TYPES}}
+    for schema in schemas.values():
         for name, prop in schema.get("properties", {}).items():
             if name == "image" and prop.get("format") == "binary":
                 prop["minLength"] = 1  # an empty upload is refused

@@ -132,12 +132,14 @@ def wait_ready(base: str, proc: subprocess.Popen, timeout_s: float = 600) -> Non
     raise SystemExit(f"server not ready within {timeout_s:.0f} s")
 
 
-async def _post(reader, writer, host: str, path: str, body: bytes) -> int:
-    """One HTTP/1.1 keep-alive POST on an open connection; returns the status (the body is read and
+async def _post(
+    reader, writer, host: str, path: str, body: bytes, ctype: str = "application/json", method: str = "POST"
+) -> int:
+    """One HTTP/1.1 keep-alive request on an open connection; returns the status (the body is read and
     dropped). Hand-rolled so that the load generator, which shares the host's cores with the server,
     costs little CPU per request: a heavy client would measure itself, not the server."""
     writer.write(
-        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {ctype}\r\n"
         f"Content-Length: {len(body)}\r\n\r\n".encode()
         + body
     )

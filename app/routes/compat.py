@@ -42,13 +42,23 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
+def _str(body: dict, name: str) -> str | None:
+    """A string field; absent, null or "" is None."""
+    raw = body.get(name)
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise BadInputError(f"{name}: must be a string, not {type(raw).__name__}")
+    return raw
+
+
 def _int(body: dict, name: str, default: int) -> int:
     raw = body.get(name)
     if raw is None or raw == "":
         return default
     try:
         return int(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise BadInputError(f"{name}: {raw!r} is not an integer") from None
 
 
@@ -92,19 +102,17 @@ async def _query_vector(body: dict, state, encoders, decoder, settings: Settings
             f"(got {', '.join(given) or 'none'})"
         )
     if given == ["text"]:
-        return await encoders.encode_text(state.model, check_text(str(body["text"]), settings, "text"))
+        return await encoders.encode_text(state.model, check_text(_str(body, "text"), settings, "text"))
     if given == ["image"]:
-        if not isinstance(body["image"], str):
-            raise BadInputError("image: must be a base64 string")
-        return await encoders.encode_image(state.model, await decoder.decode(body["image"], "image"))
+        return await encoders.encode_image(state.model, await decoder.decode(_str(body, "image"), "image"))
     if given == ["image_url"]:
-        data = await _fetch(str(body["image_url"]), settings)
+        data = await _fetch(_str(body, "image_url"), settings)
         return await encoders.encode_image(state.model, await decoder.decode(data, "image_url"))
     vec = body["embedding_input"]
     dim = state.model.embed_dim
     try:
         t = torch.tensor(vec, dtype=torch.float32).flatten()
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RuntimeError, OverflowError):
         raise BadInputError("embedding_input: must be a list of numbers") from None
     if t.numel() != dim or not torch.isfinite(t).all() or t.norm() == 0:
         raise BadInputError(f"embedding_input: must be {dim} finite numbers, not all zero (got {t.numel()})")
@@ -127,12 +135,12 @@ async def knn_service(
 ) -> list:
     """Nearest neighbours in clip-retrieval's shape: modality image -> items, text -> captions."""
     body = await _json_body(request)
-    modality = body.get("modality") or "image"
+    modality = _str(body, "modality") or "image"
     if modality not in ("image", "text"):
         raise BadInputError(f"modality: {modality!r} is not one of image, text")
     num_images = check_k(_int(body, "num_images", 40), settings, "num_images")
     num_ids = max(num_images, min(_int(body, "num_result_ids", num_images), settings.limits.max_k))
-    name = body.get("indice_name") or None
+    name = _str(body, "indice_name")
     index = state.index(name)
     vec = await _query_vector(body, state, encoders, decoder, settings)
     base = str(request.base_url).rstrip("/")
@@ -162,7 +170,7 @@ async def metadata(request: Request, state: ServingDep) -> list:
         raise BadInputError("ids: must be a list of item ids")
     if len(ids) > 1000:
         raise BadInputError(f"ids: {len(ids)} ids is over the limit of 1000")
-    index = state.index(body.get("indice_name") or None)
+    index = state.index(_str(body, "indice_name"))
     base = str(request.base_url).rstrip("/")
 
     def lookup() -> list:  # up to 1,000 SQLite reads: in a worker thread, not on the event loop

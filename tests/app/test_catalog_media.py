@@ -142,5 +142,6 @@ def test_serve_cli_builds_the_app_from_options(monkeypatch, home, tiny_model_dir
 def test_wrong_method_on_an_api_path_is_405_with_its_allow_header(client):
     r = client.options("/v1/search/text")
     assert r.status_code == 405 and r.headers["allow"] == "POST"
+    assert client.get("/v1/search/text").status_code == 405  # not the file server's 404
     r = client.delete("/v1/indexes")
     assert r.status_code == 405 and r.headers["allow"] == "GET"
