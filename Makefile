@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEBIAN_PACKAGES := openclipart-svg dataset-fashion-mnist opencv-doc chromium
 
-.PHONY: setup system-deps test demo lint clean
+.PHONY: setup system-deps test demo lint clean fuzz load
 
 setup: system-deps $(VENV)/.installed
 
@@ -31,6 +31,14 @@ test: setup
 
 demo: setup
 	$(VENV)/bin/xmodal demo
+
+# schemathesis, every check, admin routes with the token, 10 minutes (the suite runs a short one)
+fuzz: setup
+	$(PY) bench/fuzz.py --max-time 600
+
+# 64 loopback clients mixing text search, image search, caption, VQA and classify for 60 s
+load: setup
+	$(PY) bench/load.py --clients 64 --seconds 60
 
 lint: setup
 	$(VENV)/bin/ruff check .
