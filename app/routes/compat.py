@@ -166,7 +166,8 @@ async def metadata(request: Request, state: ServingDep) -> list:
     """{"ids": [...], "indice_name": ...} -> [{"id", "metadata": {caption, url, ...}}]."""
     body = await _json_body(request)
     ids = body.get("ids")
-    if not isinstance(ids, list) or not all(isinstance(i, str | int) and not isinstance(i, bool) for i in ids):
+    plain = isinstance(ids, list) and all(isinstance(i, str | int) and not isinstance(i, bool) for i in ids)
+    if not plain:
         raise BadInputError("ids: must be a list of item ids (strings or integers)")
     if len(ids) > 1000:
         raise BadInputError(f"ids: {len(ids)} ids is over the limit of 1000")
