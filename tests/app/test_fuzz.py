@@ -17,7 +17,8 @@ def test_short_schemathesis_run_finds_no_server_error_or_undocumented_status():
 def test_mixed_load_generator_reports_every_route():
     from bench import load
 
-    result = load.main(["--clients", "4", "--seconds", "3", "--requests", "40", "--items", "50"])
+    argv = ["--clients", "4", "--seconds", "3", "--requests", "40", "--items", "50", "--upload-seconds", "0"]
+    result = load.main(argv)
     routes = result["routes"]
     assert set(routes) == {"text search", "image search", "caption", "vqa", "classify"}
     assert routes["text search"]["status"].get(200) and routes["image search"]["status"].get(200)
