@@ -30,7 +30,7 @@ class LimitSettings(BaseModel):
     max_texts: int = Field(256, ge=1)  # texts per /v1/embed/text or image-to-text call, labels per classify
     max_caption_k: int = Field(10, ge=1)
     decode_workers: int = Field(2, ge=1)  # threads decoding uploaded images (off the event loop)
-    decode_queue: int = Field(128, ge=1)  # uploads decoding or waiting beyond this answer 503 with Retry-After
+    decode_queue: int = Field(128, ge=1)  # uploads decoding or waiting beyond this: 503 with Retry-After
     # decoded images are shrunk (JPEG DCT scaling, then reduce) to at most this side: far above any
     # model's input size, and a 40-megapixel photo costs a 1-megapixel one from there on
     decode_max_side: int = Field(1024, ge=64)
