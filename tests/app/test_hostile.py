@@ -136,3 +136,35 @@ def test_decoded_images_are_downscaled_and_bounded_in_aspect():
     deep = decode_image(ODD["16-bit PNG"], limits)
     assert deep.getextrema()[0][1] == 255  # 16-bit greys scaled to 8 bits, not clipped to white
     assert decode_image(ODD["MPO"], limits).size == (48, 32)
+
+
+def test_decode_pool_full_is_queue_full_and_decodes_in_a_worker_thread(monkeypatch):
+    import asyncio
+    import threading
+
+    from app import media
+    from app.batching import QueueFullError
+    from app.config import LimitSettings
+
+    threads = []
+
+    def spy(data, limits, field):
+        threads.append(threading.current_thread().name)
+        return real(data, limits, field)
+
+    real = media.decode_image
+    monkeypatch.setattr(media, "decode_image", spy)
+    decoder = media.ImageDecoder(LimitSettings(decode_workers=1, decode_queue=1))
+
+    async def scenario():
+        first = asyncio.ensure_future(decoder.decode(ODD["large JPEG (drafted)"]))
+        await asyncio.sleep(0)  # the first upload is in the pool: the queue of 1 is full
+        with pytest.raises(QueueFullError, match="DECODE_QUEUE"):
+            await decoder.decode(png_bytes())
+        return await first
+
+    try:
+        image = asyncio.run(scenario())
+        assert max(image.size) <= 1024 and threads == ["decode_0"]
+    finally:
+        decoder.close()
