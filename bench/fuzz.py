@@ -27,8 +27,8 @@ def failures(summary: str) -> Counter:
     return Counter({m[1]: int(m[2]) for m in re.finditer(r"❌ (ST\d+ [^:\n]+): (\d+)", summary)})
 
 
-def run(base: str, max_time: int, max_examples: int, seed: int = 0) -> Counter:
-    """Runs schemathesis against a started service; failures by check."""
+def run(base: str, max_time: int, max_examples: int, workdir: Path, seed: int = 0) -> Counter:
+    """Runs schemathesis against a started service (its cache goes under `workdir`); failures by check."""
     cmd = [
         str(Path(sys.executable).with_name("schemathesis")), "run", f"{base}/openapi.json",
         "--checks", "all", "--header", f"Authorization: Bearer {ADMIN}",
@@ -36,7 +36,7 @@ def run(base: str, max_time: int, max_examples: int, seed: int = 0) -> Counter:
         "--workers", "1", "--request-timeout", "30", "--max-response-time", "10",
         "--warnings", "off",
     ]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
     print(proc.stdout, proc.stderr[-2000:], sep="\n", flush=True)
     if "SUMMARY" not in proc.stdout:
         raise SystemExit(f"schemathesis did not finish (exit {proc.returncode})")
@@ -58,7 +58,7 @@ def main_counts(argv: list[str] | None = None) -> Counter:
         proc = start_server(model_dir, home, batching=True, threads=1, port=port)
         try:
             wait_ready(base, proc)
-            found = run(base, args.max_time, args.max_examples)
+            found = run(base, args.max_time, args.max_examples, home)
         finally:
             proc.terminate()
             proc.wait(30)
