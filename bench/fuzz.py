@@ -27,11 +27,12 @@ def failures(summary: str) -> Counter:
     return Counter({m[1]: int(m[2]) for m in re.finditer(r"❌ (ST\d+ [^:\n]+): (\d+)", summary)})
 
 
-def run(base: str, max_time: int, max_examples: int, workdir: Path, seed: int = 0) -> Counter:
-    """Runs schemathesis against a started service (its cache goes under `workdir`); failures by check."""
+def run(base: str, max_time: int, max_examples: int, workdir: Path, admin: str = ADMIN, seed=0) -> Counter:
+    """Runs schemathesis against a started service (its cache goes under `workdir`; `admin` is the
+    service's admin token); failures by check."""
     cmd = [
         str(Path(sys.executable).with_name("schemathesis")), "run", f"{base}/openapi.json",
-        "--checks", "all", "--header", f"Authorization: Bearer {ADMIN}",
+        "--checks", "all", "--header", f"Authorization: Bearer {admin}",
         "--max-time", str(max_time), "--max-examples", str(max_examples), "--seed", str(seed),
         "--workers", "1", "--request-timeout", "30", "--max-response-time", "10",
         "--warnings", "off",

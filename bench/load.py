@@ -231,6 +231,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--requests", type=int, default=20_000, help="bound on requests in all")
     p.add_argument("--size", type=int, default=256, help="side of the uploaded JPEGs")
     p.add_argument("--threads", type=int, default=1, help="server torch threads")
+    p.add_argument("--encode-seconds", type=float, default=8, help="in-process encode measurement")
     p.add_argument("--uploaders", type=int, default=8, help="40-megapixel uploaders for the /healthz probe")
     p.add_argument("--upload-seconds", type=float, default=20, help="0: skip the /healthz probe")
     p.add_argument("--write", action="store_true", help="write the table into BENCHMARKS.md")
@@ -239,13 +240,13 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="xmodal-load-") as tmp:
         home = Path(tmp)
         model_dir, _ = make_setup(args.model, args.items, home)
-        encode_rate = in_process_encode_rate(model_dir, args.size, args.threads)
+        encode_rate = in_process_encode_rate(model_dir, args.size, args.threads, args.encode_seconds)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         proc = start_server(model_dir, home, batching=True, threads=args.threads, port=port)
         try:
             wait_ready(base, proc)
-            asyncio.run(mixed(base, 4, 20, 30, reqs))  # warm-up
+            asyncio.run(mixed(base, 4, 10, 30, reqs))  # warm-up
             start = rss_mb(proc.pid)
             result = asyncio.run(mixed(base, args.clients, args.requests, args.seconds, reqs))
             end = rss_mb(proc.pid)
