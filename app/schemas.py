@@ -44,7 +44,8 @@ TEXT_PATTERN = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
 
 def document_limits(openapi: dict, limits, filter_fields: dict) -> dict:
     """The OpenAPI document with the limits the service enforces (from Settings) on the request fields
-    of its own models and forms: texts, k, `where`. Hand-written inline schemas are left as they are."""
+    of its own models and forms: texts, k, `where`, uploads. Hand-written inline schemas are left as they
+    are, and so is a maximum a field declares itself (e.g. caption's k, Form(le=...))."""
     text = {"type": "string", "minLength": 1, "maxLength": limits.max_text_chars, "pattern": TEXT_PATTERN}
     by_name = {
         "query": text,
@@ -64,7 +65,9 @@ def document_limits(openapi: dict, limits, filter_fields: dict) -> dict:
             if name == "image" and prop.get("format") == "binary":
                 prop["minLength"] = 1  # an empty upload is refused
             elif name in by_name and (name != "texts" or prop.get("type") == "array"):
-                keep = {k: v for k, v in prop.items() if k in ("title", "description", "default", "examples")}
+                # a bound the route declares itself (Form(le=...)) stays
+                kept = ("title", "description", "default", "examples", "maximum", "maxLength")
+                keep = {k: v for k, v in prop.items() if k in kept}
                 schema["properties"][name] = {**by_name[name], **keep}
     return openapi
 

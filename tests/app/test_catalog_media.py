@@ -105,6 +105,11 @@ def test_openapi_documents_the_contract_with_examples(client):
     ref = op["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]
     assert {"image", "k", "index", "media"} <= set(schemas[ref]["properties"])
     assert schemas[ref]["required"] == ["image"]
+    limits = client.app.state.settings.limits  # the limits the service enforces, from its Settings
+    assert schemas[ref]["properties"]["k"]["maximum"] == limits.max_k
+    text = schemas["TextSearchRequest"]["properties"]
+    assert text["query"]["maxLength"] == limits.max_text_chars and text["query"]["minLength"] == 1
+    assert text["where"]["anyOf"][0]["maxProperties"] == 16
     for status in ("400", "413", "415", "422", "503"):  # errors documented with their real body
         assert op["responses"][status]["content"]["application/json"]["schema"]["$ref"].endswith(
             "/ErrorResponse"
