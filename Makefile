@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEBIAN_PACKAGES := openclipart-svg dataset-fashion-mnist opencv-doc chromium
 
-.PHONY: setup system-deps test demo lint clean faults
+.PHONY: setup system-deps test demo lint clean faults fuzz load
 
 setup: system-deps $(VENV)/.installed
 
@@ -41,6 +41,14 @@ faults: setup
 
 demo: setup
 	$(VENV)/bin/xmodal demo
+
+# schemathesis, every check, admin routes with the token, 10 minutes (the suite runs a short one)
+fuzz: setup
+	$(PY) bench/fuzz.py --max-time 600
+
+# 64 loopback clients mixing text search, image search, caption, VQA and classify for 60 s
+load: setup
+	$(PY) bench/load.py --clients 64 --seconds 60
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -10,6 +10,7 @@ finishes on the old model.
 
 import asyncio
 import contextlib
+import logging
 import queue
 import threading
 import time
@@ -21,6 +22,8 @@ import torch
 
 from app import metrics
 from training.errors import XModalError
+
+log = logging.getLogger("xmodal.batching")
 
 
 class QueueFullError(XModalError):
@@ -144,7 +147,6 @@ class MicroBatcher:
             metrics.QUEUE_WAIT.labels(name).observe(start - j.enqueued)
         metrics.BATCH_SIZE.labels(name).observe(len(batch))
         model = batch[0].model
-        results: list[Any] = []
         ok: list[_Job] = []
         inputs = []
         for j in batch:  # stage 1: per item; a bad item fails alone
@@ -156,19 +158,37 @@ class MicroBatcher:
         if not ok:
             return
         try:
-            t0 = time.perf_counter()
-            with torch.inference_mode():  # stage 2: the batched hot path
-                out = p.forward(model, p.collate(inputs))
-            metrics.FORWARD_TIME.labels(name).observe(time.perf_counter() - t0)
-            rows = out.float().cpu() if isinstance(out, torch.Tensor) else out
-            results = [p.postprocess(row) for row in rows]  # stage 3
-        except Exception as e:  # noqa: BLE001 - every request in the batch gets the error
-            for j in ok:
-                _resolve(j, error=e)
+            results = self._forward(model, inputs)
+        except Exception as e:  # noqa: BLE001 - isolated below
+            if len(ok) == 1:
+                _resolve(ok[0], error=e)
+                return
+            # One bad item must not fail the others: run each alone, so only the bad one gets its error.
+            log.warning("%s: a batch of %d failed (%s: %s); retrying its items one by one",
+                        name, len(ok), type(e).__name__, e)  # fmt: skip
+            metrics.BATCH_RETRIES.labels(name).inc()
+            for j, x in zip(ok, inputs, strict=True):
+                try:
+                    _resolve(j, result=self._forward(model, [x])[0])
+                except Exception as e1:  # noqa: BLE001 - handed to the request that sent it
+                    _resolve(j, error=e1)
             return
-        self.batches_run += 1
         for j, r in zip(ok, results, strict=True):
             _resolve(j, result=r)
+
+    def _forward(self, model: Any, inputs: list[Any]) -> list[Any]:
+        """Stages 2 and 3 for preprocessed `inputs`: one postprocessed result per input."""
+        p = self.pipeline
+        t0 = time.perf_counter()
+        with torch.inference_mode():  # stage 2: the batched hot path
+            out = p.forward(model, p.collate(inputs))
+        metrics.FORWARD_TIME.labels(p.name).observe(time.perf_counter() - t0)
+        rows = out.float().cpu() if isinstance(out, torch.Tensor) else out
+        results = [p.postprocess(row) for row in rows]  # stage 3
+        if len(results) != len(inputs):
+            raise RuntimeError(f"{p.name}: forward gave {len(results)} results for {len(inputs)} inputs")
+        self.batches_run += 1
+        return results
 
 
 def _resolve(job: _Job, result: Any = None, error: BaseException | None = None) -> None:

@@ -21,13 +21,24 @@ class BatchSettings(BaseModel):
 
 
 class LimitSettings(BaseModel):
-    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1)
+    max_json_bytes: int = Field(64 * 1024, ge=1)  # body of a route without uploads, counted as it arrives
+    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1)  # one image upload
     max_image_pixels: int = Field(40_000_000, ge=1)  # width * height; larger is a decompression bomb
     max_text_chars: int = Field(1000, ge=1)  # a search query, a label, an embedded text
     max_question_chars: int = Field(200, ge=1)
     max_k: int = Field(100, ge=1)
     max_texts: int = Field(256, ge=1)  # texts per /v1/embed/text or image-to-text call, labels per classify
     max_caption_k: int = Field(10, ge=1)
+    decode_workers: int = Field(2, ge=1)  # threads decoding uploaded images (off the event loop)
+    decode_queue: int = Field(128, ge=1)  # uploads decoding or waiting beyond this: 503 with Retry-After
+    # decoded images are shrunk (JPEG DCT scaling, then reduce) to at most this side: far above any
+    # model's input size, and a 40-megapixel photo costs a 1-megapixel one from there on
+    decode_max_side: int = Field(1024, ge=64)
+
+    @property
+    def upload_body_bytes(self) -> int:
+        """Body limit of an upload route: the image as base64 plus room for the other fields."""
+        return self.max_upload_bytes * 4 // 3 + self.max_json_bytes
 
 
 class FetchSettings(BaseModel):
@@ -66,6 +77,12 @@ class Settings(BaseSettings):
     warmup: bool = True  # run one forward pass on a model before it starts serving
     classify_template: str = "a photo of a {}."  # prompt for zero-shot labels
     cors_origins: list[str] = []
+    # Host header names served (DNS rebinding: a web page must not reach a local corpus by another name);
+    # ["*"] serves any. Behind a proxy or in a container, add the public name.
+    allowed_hosts: list[str] = ["localhost", "127.0.0.1"]
+    # With XMODAL_API_KEYS set: False (default) turns /docs, /redoc and /openapi.json off and puts
+    # /metrics behind a key; True serves them to anyone, as without keys
+    public_docs: bool = False
     batch: BatchSettings = BatchSettings()
     limits: LimitSettings = LimitSettings()
     fetch: FetchSettings = FetchSettings()
@@ -76,6 +93,13 @@ class Settings(BaseSettings):
         if v is not None and len(v) < 16:
             raise ValueError("XMODAL_ADMIN_TOKEN must be at least 16 characters (or unset to disable admin)")
         return v or None
+
+    @field_validator("api_keys")
+    @classmethod
+    def _no_empty_keys(cls, v: list[str]) -> list[str]:
+        if any(not k.strip() for k in v):
+            raise ValueError("XMODAL_API_KEYS must not contain an empty key (it would match an empty header)")
+        return v
 
     @field_validator("classify_template")
     @classmethod

@@ -14,71 +14,82 @@ from pathlib import Path
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from starlette.routing import Match, Mount
 
 from app import metrics
 from app.batching import BatchTimeoutError, QueueFullError
 from app.config import Settings
 from app.deps import require_api_key
 from app.inference import Encoders
-from app.media import BadInputError
+from app.limits import BodyLimitMiddleware
+from app.media import BadInputError, ImageDecoder
 from app.registry import IncompatibleIndexError, NotFoundError, NotReadyError, Registry
 from app.routes import admin, catalog, compat, generate, media, search
+from app.schemas import ERROR_RESPONSES, document_limits
+from index.store import filter_json_schema
 from training.errors import XModalError
 
 log = logging.getLogger("xmodal.app")
 WEB_DIR = Path(__file__).parent / "web"
 
 
-def _status(e: XModalError) -> int:
-    if isinstance(e, BadInputError):
-        return e.status
-    for cls, status in (
-        (NotFoundError, 404), (IncompatibleIndexError, 409), (QueueFullError, 503),
-        (NotReadyError, 503), (BatchTimeoutError, 504),
-    ):  # fmt: skip
-        if isinstance(e, cls):
-            return status
-    return 422
+# One error mapping: the HTTP status of each error class (BadInputError carries its own: 400/413/415/422).
+STATUS: dict[type, int] = {
+    NotFoundError: 404, IncompatibleIndexError: 409, QueueFullError: 503, NotReadyError: 503,
+    BatchTimeoutError: 504, XModalError: 422,
+}  # fmt: skip
+RETRY = (QueueFullError, NotReadyError)  # answered with Retry-After
 
 
-async def _xmodal_error(request: Request, e: XModalError) -> JSONResponse:
-    status = _status(e)
-    headers = {"Retry-After": "1"} if isinstance(e, QueueFullError | NotReadyError) else None
-    return JSONResponse({"detail": str(e)}, status_code=status, headers=headers)
+def http_status(e: Exception) -> int:
+    """The status an error answers with: its own (HTTPException, BadInputError) or the first STATUS entry
+    it is an instance of; anything else is a bug, 500."""
+    if isinstance(e, HTTPException | BadInputError):
+        return e.status_code if isinstance(e, HTTPException) else e.status
+    if isinstance(e, RequestValidationError):
+        return 422
+    return next((status for cls, status in STATUS.items() if isinstance(e, cls)), 500)
 
 
-async def _validation_error(request: Request, e: RequestValidationError) -> JSONResponse:
-    """FastAPI's list of errors as one sentence naming each field."""
-    parts = []
-    for err in e.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
-    return JSONResponse({"detail": "; ".join(parts)}, status_code=422)
+def _detail(e: Exception) -> str:
+    if isinstance(e, RequestValidationError):  # FastAPI's list of errors as one sentence naming each field
+        parts = []
+        for err in e.errors():
+            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+            parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+        return "; ".join(parts)
+    if isinstance(e, HTTPException):
+        return str(e.detail)
+    if isinstance(e, XModalError):
+        return str(e)
+    return f"internal error ({type(e).__name__}); see the server log"
 
 
-async def _unexpected(request: Request, e: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return JSONResponse(
-        {"detail": f"internal error ({type(e).__name__}); see the server log"}, status_code=500
-    )
+async def error_response(request: Request, e: Exception) -> JSONResponse:
+    """The one error handler: {"detail": str} (schemas.ErrorResponse) with the status from http_status."""
+    status = http_status(e)
+    if status >= 500 and not isinstance(e, XModalError | HTTPException):
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=e)
+    headers = dict(getattr(e, "headers", None) or {})
+    if isinstance(e, RETRY):
+        headers["Retry-After"] = "1"
+    return JSONResponse({"detail": _detail(e)}, status_code=status, headers=headers or None)
 
 
 class ObserveMiddleware:
-    """Pure ASGI: refuses bodies over `body_limit` by Content-Length (before reading them) and records
-    request latency by route template. (No BaseHTTPMiddleware: it costs a task per request.)"""
+    """Pure ASGI: records request latency by route template. (No BaseHTTPMiddleware: it costs a task
+    per request.)"""
 
-    def __init__(self, app, body_limit: int):
-        self.app, self.body_limit = app, body_limit
+    def __init__(self, app):
+        self.app = app
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length", b"")
-        if length.isdigit() and int(length) > self.body_limit:
-            detail = f"body: {int(length)} bytes is over the limit of {self.body_limit} bytes"
-            return await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
         t0, status = time.perf_counter(), 500
 
         async def send_and_note(message):
@@ -94,6 +105,23 @@ class ObserveMiddleware:
             metrics.REQUEST_LATENCY.labels(scope["method"], route, str(status)).observe(
                 time.perf_counter() - t0
             )
+
+
+class WebPage(StaticFiles):
+    """The web page, mounted at /. The mount matches every path, so a request to an API path with a
+    method that path does not take answers that route's 405 (with its Allow header), not the file
+    server's."""
+
+    def __init__(self, routes: list, **kw):
+        super().__init__(**kw)
+        self.routes = routes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            for route in self.routes:
+                if not isinstance(route, Mount) and route.matches(scope)[0] == Match.PARTIAL:
+                    return await route.handle(scope, receive, send)  # 405, Allow: the route's methods
+        return await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
@@ -115,6 +143,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         if registry.state is None:
             await asyncio.to_thread(registry.load_initial)
         app.state.encoders = Encoders(settings.batch)
+        app.state.decoder = ImageDecoder(settings.limits)
         watcher = asyncio.create_task(registry.watch()) if settings.watch else None
         try:
             yield
@@ -124,27 +153,41 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
             app.state.encoders.close()
+            app.state.decoder.close()
             registry.close()
 
+    docs = settings.public_docs or not settings.api_keys
     app = FastAPI(
         title="xmodal",
         version="1",
         summary="Cross-modal retrieval: text <-> image/video search, captions, VQA, zero-shot labels.",
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+        **({} if docs else {"openapi_url": None, "docs_url": None, "redoc_url": None}),
     )
     app.state.settings = settings
     app.state.registry = registry
-    app.add_exception_handler(XModalError, _xmodal_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _unexpected)
-    app.add_middleware(ObserveMiddleware, body_limit=settings.limits.max_upload_bytes * 4 // 3 + 64 * 1024)
+    for cls in (Exception, HTTPException, RequestValidationError, XModalError):
+        app.add_exception_handler(cls, error_response)
+    # outermost first: the host check, then the body limit, then timing
+    app.add_middleware(ObserveMiddleware)
+    app.add_middleware(BodyLimitMiddleware, limits=settings.limits)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"])
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     query_auth = [Depends(require_api_key)]  # no-op unless XMODAL_API_KEYS is set
     for router in (search.router, generate.router, catalog.router, media.router, compat.router):
         app.include_router(router, dependencies=query_auth)
     app.include_router(catalog.health_router)
+    app.include_router(catalog.metrics_router, dependencies=[] if docs else query_auth)
     app.include_router(admin.router)  # its own bearer token
     if (WEB_DIR / "index.html").is_file():
-        app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+        app.mount("/", WebPage(app.router.routes, directory=WEB_DIR, html=True), name="web")
+
+    def openapi() -> dict:  # FastAPI's document, with the limits this service's Settings enforce
+        if app.openapi_schema is None:
+            document_limits(FastAPI.openapi(app), settings.limits, filter_json_schema())
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app

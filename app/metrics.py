@@ -21,3 +21,6 @@ FORWARD_TIME = Histogram(
 )
 INDEX_SIZE = Gauge("xmodal_index_items", "Items in each loaded index", ["index", "version"])
 SWAPS = Counter("xmodal_swaps_total", "Hot-swaps by kind and outcome", ["kind", "outcome"])
+BATCH_RETRIES = Counter(
+    "xmodal_batch_retries_total", "Batched passes that failed and were retried item by item", ["function"]
+)

@@ -75,7 +75,7 @@ class ServingState:
             return self._banks[index.name]
 
 
-def check_compatible(model, index) -> None:
+def check_serving_pair(model, index) -> None:
     """Raises IncompatibleIndexError unless `index` was embedded by `model` (same fingerprint)."""
     from index.search import check_compatible as index_check
 
@@ -186,7 +186,7 @@ class Registry:
 
         index = open_index(name, version, self.settings.indexes_dir)
         try:
-            check_compatible(model, index)
+            check_serving_pair(model, index)
         except XModalError:
             index.close()
             raise

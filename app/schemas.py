@@ -11,6 +11,67 @@ def _example(**example: Any) -> ConfigDict:
     return ConfigDict(json_schema_extra={"examples": [example]})
 
 
+class ErrorResponse(BaseModel):
+    """Every error answers this shape (app.main.error_response); 422 included, in place of FastAPI's list."""
+
+    model_config = _example(detail="k: 0 is out of range; must be between 1 and 100")
+    detail: str = Field(description="what is wrong and what to fix, naming the field")
+
+
+def _error(description: str) -> dict:
+    return {"model": ErrorResponse, "description": description}
+
+
+# Statuses any route may answer with, documented on every operation with their real body.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error("a malformed body (invalid JSON, a body that is not an object), or a fetch that failed"),
+    401: _error("an API key (or the admin token) is required or wrong"),
+    404: _error("unknown index, item or route"),
+    409: _error("the model cannot serve this (an index it did not embed, a head it does not have)"),
+    413: _error("the body, an upload or an image's pixel count is over its limit (the message names it)"),
+    415: _error("an upload that is not one of the accepted image formats"),
+    422: _error("a field breaks its documented type or limit (the message names it)"),
+    503: _error("busy (queue full) or not ready yet; retry after the Retry-After seconds"),
+    504: _error("no result within the batch timeout"),
+}
+
+
+# A text field as check_text accepts it: some non-space character, no control characters.
+_CONTROL = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f"
+IMAGE_TYPES = "image/jpeg, image/png, image/webp, image/gif, image/bmp, image/tiff"
+TEXT_PATTERN = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
+
+
+def document_limits(openapi: dict, limits, filter_fields: dict) -> dict:
+    """The OpenAPI document with the limits the service enforces (from Settings) on the request fields
+    of its own models and forms: texts, k, `where`, uploads. Hand-written inline schemas are left as they
+    are, and so is a maximum a field declares itself (e.g. caption's k, Form(le=...))."""
+    text = {"type": "string", "minLength": 1, "maxLength": limits.max_text_chars, "pattern": TEXT_PATTERN}
+    by_name = {
+        "query": text,
+        "k": {"type": "integer", "minimum": 1, "maximum": limits.max_k},
+        "texts": {"type": "array", "items": text, "minItems": 1, "maxItems": limits.max_texts},
+        "where": {"anyOf": [{**filter_fields, "type": "object"}, {"type": "null"}]},
+    }
+    schemas = openapi.get("components", {}).get("schemas", {})
+    for path in openapi.get("paths", {}).values():
+        for op in path.values():
+            form = op.get("requestBody", {}).get("content", {}).get("multipart/form-data", {})
+            ref = form.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
+            if "image" in schemas.get(ref, {}).get("properties", {}):  # the shared image input
+                form["encoding"] = {"image": {"contentType": IMAGE_TYPES}}
+    for schema in schemas.values():
+        for name, prop in schema.get("properties", {}).items():
+            if name == "image" and prop.get("format") == "binary":
+                prop["minLength"] = 1  # an empty upload is refused
+            elif name in by_name and (name != "texts" or prop.get("type") == "array"):
+                # a bound the route declares itself (Form(le=...)) stays
+                kept = ("title", "description", "default", "examples", "maximum", "maxLength")
+                keep = {k: v for k, v in prop.items() if k in kept}
+                schema["properties"][name] = {**by_name[name], **keep}
+    return openapi
+
+
 class TextSearchRequest(BaseModel):
     model_config = _example(query="a red bicycle", k=12, index="demo", media="image", where={"split": "test"})
     query: str = Field(description="what to look for, in words")
@@ -30,7 +91,7 @@ class ImageSearchRequest(BaseModel):
     media: Media | None = None
 
 
-class Hit(BaseModel):
+class SearchHit(BaseModel):
     id: str = Field(description="item id in the index")
     score: float = Field(description="cosine similarity")
     caption: str | None = None
@@ -64,7 +125,7 @@ class SearchResponse(BaseModel):
     index: str
     version: str
     took_ms: float
-    hits: list[Hit]
+    hits: list[SearchHit]
 
 
 class ScoredText(BaseModel):
@@ -118,6 +179,26 @@ class EmbedResponse(BaseModel):
     model: str
     dim: int
     vectors: list[list[float]]
+
+
+class KnnRequest(BaseModel):
+    """clip-retrieval's /knn-service body: exactly one of text, image, image_url, embedding_input."""
+
+    model_config = ConfigDict(extra="allow")
+    text: str | None = None
+    image: str | None = Field(None, description="base64 image bytes")
+    image_url: str | None = Field(None, description="fetched only when XMODAL_FETCH__ENABLED")
+    embedding_input: list[float] | None = None
+    modality: Literal["image", "text"] = "image"
+    num_images: int = Field(40, description="how many results")
+    num_result_ids: int | None = None
+    indice_name: str | None = None
+    deduplicate: bool = True
+
+
+class MetadataRequest(BaseModel):
+    ids: list[str | int] = Field(max_length=1000)
+    indice_name: str | None = None
 
 
 class ModelsResponse(BaseModel):

@@ -8,7 +8,7 @@ and 128 concurrent clients (keep-alive connections), each level bounded by --req
 and records throughput and p50/p99 latency of POST /v1/search/text. In the same run it times the
 in-process path (encode one text + search) and counts failed requests while 32 clients run across
 hot-swaps (model activation and index reload). Writes a table between `<!-- bench:serve -->` and
-`<!-- /bench:serve -->` in BENCHMARKS.md and a plot to bench/serve.png (PIL, no matplotlib).
+`<!-- /bench:serve -->` in BENCHMARKS.md and a plot to bench/serve.png (matplotlib).
 """
 
 import argparse
@@ -132,12 +132,14 @@ def wait_ready(base: str, proc: subprocess.Popen, timeout_s: float = 600) -> Non
     raise SystemExit(f"server not ready within {timeout_s:.0f} s")
 
 
-async def _post(reader, writer, host: str, path: str, body: bytes) -> int:
-    """One HTTP/1.1 keep-alive POST on an open connection; returns the status (the body is read and
+async def _post(
+    reader, writer, host: str, path: str, body: bytes, ctype: str = "application/json", method: str = "POST"
+) -> int:
+    """One HTTP/1.1 keep-alive request on an open connection; returns the status (the body is read and
     dropped). Hand-rolled so that the load generator, which shares the host's cores with the server,
     costs little CPU per request: a heavy client would measure itself, not the server."""
     writer.write(
-        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {ctype}\r\n"
         f"Content-Length: {len(body)}\r\n\r\n".encode()
         + body
     )
@@ -235,32 +237,41 @@ def run_mode(model_dir, home, batching, threads, args, texts) -> tuple[list[dict
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    """Throughput vs clients (log2 x axis), one line per mode, drawn with PIL."""
-    from PIL import Image, ImageDraw
+    """Throughput and p50 latency vs concurrent clients (log2 x axis), one line per mode (matplotlib)."""
+    import matplotlib
 
-    w, h, pad = 640, 400, 60
-    im = Image.new("RGB", (w, h), "white")
-    d = ImageDraw.Draw(im)
-    top = max(r["rps"] for r in rows) * 1.1
-    xs = {c: pad + i * (w - 2 * pad) / (len(LEVELS) - 1) for i, c in enumerate(LEVELS)}
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
-    def y(v):
-        return h - pad - v / top * (h - 2 * pad)
+    fig, (rps, p50) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for batching, colour in ((True, "tab:blue"), (False, "tab:red")):
+        mode = sorted((r for r in rows if r["batching"] == batching), key=lambda r: r["clients"])
+        label = f"batching {'on' if batching else 'off'}"
+        rps.plot([r["clients"] for r in mode], [r["rps"] for r in mode], "o-", color=colour, label=label)
+        p50.plot([r["clients"] for r in mode], [r["p50"] for r in mode], "o-", color=colour, label=label)
+    for ax, title, unit in ((rps, "throughput", "requests/s"), (p50, "median latency", "p50 ms")):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(list(LEVELS), [str(c) for c in LEVELS])
+        ax.set_xlabel("concurrent clients")
+        ax.set_ylabel(unit)
+        ax.set_title(f"text search {title}")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    p50.set_yscale("log")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
-    d.line([(pad, pad), (pad, h - pad), (w - pad, h - pad)], fill="black")
-    for c, x in xs.items():
-        d.text((x - 8, h - pad + 8), str(c), fill="black")
-    for frac in (0, 0.25, 0.5, 0.75, 1.0):
-        d.text((5, y(top * frac) - 6), f"{top * frac:.0f}", fill="black")
-        d.line([(pad, y(top * frac)), (w - pad, y(top * frac))], fill=(225, 225, 225))
-    for batching, colour in ((True, (30, 90, 200)), (False, (210, 60, 40))):
-        pts = [(xs[r["clients"]], y(r["rps"])) for r in rows if r["batching"] == batching]
-        d.line(pts, fill=colour, width=3)
-        for px, py in pts:
-            d.ellipse([px - 4, py - 4, px + 4, py + 4], fill=colour)
-    d.text((pad, 15), "text search throughput (req/s) vs concurrent clients", fill="black")
-    d.text((w - 230, 15), "blue: batching on   red: batching off", fill="black")
-    im.save(path)
+
+def rows_from_report(path: Path) -> list[dict]:
+    """The rows of the serve table already in BENCHMARKS.md (for --replot)."""
+    section = path.read_text().split("<!-- bench:serve -->", 1)[1].split("<!-- /bench:serve -->", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 7 and cells[0] in ("on", "off"):
+            rows.append({"batching": cells[0] == "on", "clients": int(cells[1]), "rps": float(cells[3]),
+                         "p50": float(cells[4])})  # fmt: skip
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -273,7 +284,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=10, help="time bound per level")
     p.add_argument("--threads", type=int, default=1, help="torch threads, server and in-process alike")
     p.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    p.add_argument("--replot", action="store_true", help="only redraw the plot from the table in --out")
     args = p.parse_args(argv)
+    if args.replot:
+        plot(rows_from_report(args.out), Path(__file__).with_suffix(".png"))
+        return
 
     texts = queries(4096)
     with tempfile.TemporaryDirectory(prefix="xmodal-bench-") as tmp:

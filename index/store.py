@@ -6,6 +6,8 @@ version is built, and opened read-only (immutable) afterwards.
 """
 
 import json
+import math
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -32,6 +34,56 @@ CREATE INDEX items_media ON items (media);
 """
 # SQLite's default limit on bound parameters is 32766; stay well below it.
 _CHUNK = 900
+# A `where` filter: identifier-like field names (so `meta ->> ?` reads the name as one field, never as a
+# JSON path) mapped to finite JSON scalars; a few fields at most (each is one clause in the query).
+FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+MAX_FILTER_FIELDS = 16
+MAX_FILTER_VALUE_CHARS = 1000
+
+
+class FilterError(XModalError):
+    """A `where` filter the store cannot run; the message names the field and what to fix."""
+
+
+def filter_json_schema() -> dict:
+    """The JSON schema of what check_filter accepts (for the service's OpenAPI document)."""
+    return {
+        "maxProperties": MAX_FILTER_FIELDS,
+        "propertyNames": {"pattern": f"^{FIELD_NAME.pattern}$"},
+        "additionalProperties": {"anyOf": [
+            {"type": "string", "maxLength": MAX_FILTER_VALUE_CHARS}, {"type": "number"}, {"type": "boolean"},
+        ]},
+    }  # fmt: skip
+
+
+def check_filter(where: object) -> dict | None:
+    """`where` as a filter the store can run, or FilterError naming the offending field.
+
+    Field names match FIELD_NAME; at most MAX_FILTER_FIELDS of them; values are str (at most
+    MAX_FILTER_VALUE_CHARS), bool, int or finite float."""
+    if where is None:
+        return None
+    if not isinstance(where, dict):
+        raise FilterError("where: must be an object mapping metadata field names to values")
+    if len(where) > MAX_FILTER_FIELDS:
+        raise FilterError(f"where: {len(where)} fields is over the limit of {MAX_FILTER_FIELDS}")
+    for name, value in where.items():
+        if not isinstance(name, str) or not FIELD_NAME.fullmatch(name):
+            raise FilterError(
+                f"where: field name {str(name)[:80]!r} is not allowed; use letters, digits and _ "
+                "(not starting with a digit, at most 64 characters)"
+            )
+        ok = (
+            isinstance(value, bool | int)
+            or (isinstance(value, float) and math.isfinite(value))
+            or (isinstance(value, str) and len(value) <= MAX_FILTER_VALUE_CHARS)
+        )
+        if not ok:
+            raise FilterError(
+                f"where.{name}: {str(value)[:80]!r} is not allowed; values are strings (at most "
+                f"{MAX_FILTER_VALUE_CHARS} characters), booleans or finite numbers"
+            )
+    return where
 
 
 @dataclass
@@ -129,12 +181,16 @@ class MetaStore:
         if media is not None:
             clauses.append("media = ?")
             params.append(media)
-        for name, value in (where or {}).items():
-            # Both sides through json_extract, so 1 == 1.0 == true (as in Python) but 1 != "1".
-            clauses.append("json_extract(meta, ?) = json_extract(?, '$')")
-            params += [f'$."{name}"', json.dumps(value)]
+        for name, value in (check_filter(where) or {}).items():
+            # The name is bound, never formatted into SQL; `->>` reads a label operand as one field.
+            # The value goes through json_extract like the stored one, so 1 == 1.0 == true but 1 != "1".
+            clauses.append("meta ->> ? = json_extract(?, '$')")
+            params += [name, json.dumps(value)]
         q = "SELECT key FROM items" + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY key"
-        return np.fromiter((k for (k,) in self._con().execute(q, params)), dtype=np.int64)
+        try:
+            return np.fromiter((k for (k,) in self._con().execute(q, params)), dtype=np.int64)
+        except sqlite3.Error as e:
+            raise FilterError(f"where: the metadata store cannot run {where!r} ({e})") from None
 
     def captions(self) -> list[str]:
         q = "SELECT DISTINCT c.value FROM items, json_each(items.captions) AS c ORDER BY c.value"

@@ -8,7 +8,8 @@ from app.schemas import IndexesResponse, IndexInfo, ModelsResponse
 from training.factory import read_card
 
 router = APIRouter(tags=["catalog"])
-health_router = APIRouter(tags=["health"])  # no API key: probes and Prometheus
+health_router = APIRouter(tags=["health"])  # no API key: probes
+metrics_router = APIRouter(tags=["health"])  # behind a key when XMODAL_API_KEYS is set (XMODAL_PUBLIC_DOCS)
 
 
 @router.get("/v1/models", response_model=ModelsResponse)
@@ -63,7 +64,7 @@ async def readyz(registry: RegistryDep, response: Response) -> dict:
     }
 
 
-@health_router.get("/metrics", include_in_schema=False)
+@metrics_router.get("/metrics", include_in_schema=False)
 async def metrics() -> Response:
     """Prometheus text format."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

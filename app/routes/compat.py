@@ -12,13 +12,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import torch
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
-from app.deps import EncodersDep, ServingDep, SettingsDep, check_k, check_text
-from app.media import BadInputError, decode_b64_image, decode_image
-from app.routes.search import media_url
+from app.deps import DecoderDep, EncodersDep, ServingDep, SettingsDep, check_k, check_text
+from app.limits import upload_body
+from app.media import BadInputError
+from app.routes.search import media_url, public_meta
+from app.schemas import KnnRequest, MetadataRequest
 
 router = APIRouter(tags=["clip-retrieval"])
 
@@ -33,11 +35,21 @@ KNN_EXAMPLE = {
 async def _json_body(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.body() or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BadInputError(f"body: not valid JSON ({e})", 400) from None
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError; nesting too deep
+        raise BadInputError(f"body: not valid JSON ({str(e)[:200]})", 400) from None
     if not isinstance(body, dict):
         raise BadInputError("body: must be a JSON object", 400)
     return body
+
+
+def _str(body: dict, name: str) -> str | None:
+    """A string field; absent, null or "" is None."""
+    raw = body.get(name)
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise BadInputError(f"{name}: must be a string, not {type(raw).__name__}")
+    return raw
 
 
 def _int(body: dict, name: str, default: int) -> int:
@@ -46,7 +58,7 @@ def _int(body: dict, name: str, default: int) -> int:
         return default
     try:
         return int(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise BadInputError(f"{name}: {raw!r} is not an integer") from None
 
 
@@ -81,7 +93,7 @@ async def _fetch(url: str, settings: Settings) -> bytes:
     return bytes(data)
 
 
-async def _query_vector(body: dict, state, encoders, settings: Settings) -> torch.Tensor:
+async def _query_vector(body: dict, state, encoders, decoder, settings: Settings) -> torch.Tensor:
     """(D,) normalised query from text, image (base64), image_url or embedding_input."""
     given = [f for f in ("text", "image", "image_url", "embedding_input") if body.get(f) not in (None, "")]
     if len(given) != 1:
@@ -90,40 +102,47 @@ async def _query_vector(body: dict, state, encoders, settings: Settings) -> torc
             f"(got {', '.join(given) or 'none'})"
         )
     if given == ["text"]:
-        return await encoders.encode_text(state.model, check_text(str(body["text"]), settings, "text"))
+        return await encoders.encode_text(state.model, check_text(_str(body, "text"), settings, "text"))
     if given == ["image"]:
-        return await encoders.encode_image(
-            state.model, decode_b64_image(body["image"], settings.limits, "image")
-        )
+        return await encoders.encode_image(state.model, await decoder.decode(_str(body, "image"), "image"))
     if given == ["image_url"]:
-        data = await _fetch(str(body["image_url"]), settings)
-        return await encoders.encode_image(state.model, decode_image(data, settings.limits, "image_url"))
+        data = await _fetch(_str(body, "image_url"), settings)
+        return await encoders.encode_image(state.model, await decoder.decode(data, "image_url"))
     vec = body["embedding_input"]
     dim = state.model.embed_dim
     try:
         t = torch.tensor(vec, dtype=torch.float32).flatten()
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RuntimeError, OverflowError):
         raise BadInputError("embedding_input: must be a list of numbers") from None
     if t.numel() != dim or not torch.isfinite(t).all() or t.norm() == 0:
         raise BadInputError(f"embedding_input: must be {dim} finite numbers, not all zero (got {t.numel()})")
     return t / t.norm()
 
 
-@router.post("/knn-service", openapi_extra={"requestBody": {"content": {"application/json": {
-    "example": KNN_EXAMPLE}}}})  # fmt: skip
+def _body(model) -> dict:
+    """openapi_extra documenting a JSON body these routes parse themselves."""
+    schema = model.model_json_schema()
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+KNN_BODY = _body(KnnRequest)
+KNN_BODY["requestBody"]["content"]["application/json"]["example"] = KNN_EXAMPLE
+
+
+@router.post("/knn-service", dependencies=[Depends(upload_body)], openapi_extra=KNN_BODY)
 async def knn_service(
-    request: Request, state: ServingDep, encoders: EncodersDep, settings: SettingsDep
+    request: Request, state: ServingDep, encoders: EncodersDep, decoder: DecoderDep, settings: SettingsDep
 ) -> list:
     """Nearest neighbours in clip-retrieval's shape: modality image -> items, text -> captions."""
     body = await _json_body(request)
-    modality = body.get("modality") or "image"
+    modality = _str(body, "modality") or "image"
     if modality not in ("image", "text"):
         raise BadInputError(f"modality: {modality!r} is not one of image, text")
     num_images = check_k(_int(body, "num_images", 40), settings, "num_images")
     num_ids = max(num_images, min(_int(body, "num_result_ids", num_images), settings.limits.max_k))
-    name = body.get("indice_name") or None
+    name = _str(body, "indice_name")
     index = state.index(name)
-    vec = await _query_vector(body, state, encoders, settings)
+    vec = await _query_vector(body, state, encoders, decoder, settings)
     base = str(request.base_url).rstrip("/")
     if modality == "text":
         texts, bank = await run_in_threadpool(state.caption_bank, index.name)
@@ -142,26 +161,31 @@ def _result(index_name: str, h, base: str) -> dict:
             "url": base + media_url(index_name, h.item_id), "media": h.media}  # fmt: skip
 
 
-@router.post("/metadata")
+@router.post("/metadata", openapi_extra=_body(MetadataRequest))
 async def metadata(request: Request, state: ServingDep) -> list:
     """{"ids": [...], "indice_name": ...} -> [{"id", "metadata": {caption, url, ...}}]."""
     body = await _json_body(request)
     ids = body.get("ids")
-    if not isinstance(ids, list):
-        raise BadInputError("ids: must be a list of item ids")
+    plain = isinstance(ids, list) and all(isinstance(i, str | int) and not isinstance(i, bool) for i in ids)
+    if not plain:
+        raise BadInputError("ids: must be a list of item ids (strings or integers)")
     if len(ids) > 1000:
         raise BadInputError(f"ids: {len(ids)} ids is over the limit of 1000")
-    index = state.index(body.get("indice_name") or None)
+    index = state.index(_str(body, "indice_name"))
     base = str(request.base_url).rstrip("/")
-    out = []
-    for item_id in ids:
-        h = index.get(str(item_id))
-        meta = None if h is None else {**(h.meta or {}), **_result(index.name, h, base)}
-        if meta is not None:
-            meta.pop("id")
-            meta.pop("similarity")
-        out.append({"id": item_id, "metadata": meta})
-    return out
+
+    def lookup() -> list:  # up to 1,000 SQLite reads: in a worker thread, not on the event loop
+        out = []
+        for item_id in ids:
+            h = index.get(str(item_id))
+            meta = None if h is None else {**public_meta(h.meta), **_result(index.name, h, base)}
+            if meta is not None:
+                meta.pop("id")
+                meta.pop("similarity")
+            out.append({"id": item_id, "metadata": meta})
+        return out
+
+    return await run_in_threadpool(lookup)
 
 
 @router.get("/indices-list")

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import ServingDep
+from app.deps import ServingDep, SettingsDep
 from app.media import thumbnail_jpeg
 from app.registry import NotFoundError
 
@@ -14,13 +14,12 @@ router = APIRouter(tags=["media"])
 # Media files are served as they are on disk; an SVG may carry script, so opened on its own it is
 # sandboxed, and no response is content-sniffed into another type.
 HEADERS = {
-    "Cache-Control": "public, max-age=3600",
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; sandbox",
 }
 
 
-def media_path(state, index: str, item_id: str) -> Path:
+def item_file(state, index: str, item_id: str) -> Path:
     """The file behind an item; 404 for an unknown index, item or a file that has gone."""
     idx = state.index(index)
     hit = idx.get(item_id)
@@ -39,12 +38,16 @@ async def media(
     index: str,
     item_id: str,
     state: ServingDep,
+    settings: SettingsDep,
     thumb: bool = Query(False, description="a JPEG thumbnail (a poster frame for videos)"),
-    t: float | None = Query(None, ge=0, description="video poster time in seconds"),
+    t: float | None = Query(None, ge=0, allow_inf_nan=False, description="video poster time in seconds"),
 ) -> Response:
     """The item's image or video (Range requests supported), or a JPEG thumbnail with ?thumb=1."""
-    path = media_path(state, index, item_id)
+    path = item_file(state, index, item_id)
+    # with API keys, media is per client: no shared cache may keep it
+    cache = "private, max-age=3600" if settings.api_keys else "public, max-age=3600"
+    headers = {**HEADERS, "Cache-Control": cache}
     if thumb:
         data = await run_in_threadpool(thumbnail_jpeg, str(path), path.stat().st_mtime, t)
-        return Response(data, media_type="image/jpeg", headers=HEADERS)
-    return FileResponse(path, headers=HEADERS)
+        return Response(data, media_type="image/jpeg", headers=headers)
+    return FileResponse(path, headers=headers)

@@ -3,23 +3,33 @@
 import asyncio
 import re
 import time
-from typing import Any
+from pathlib import PurePath
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 import torch
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
-from app.deps import EncodersDep, ServingDep, SettingsDep, check_k, check_text
+from app.deps import EncodersDep, ImageDep, ServingDep, SettingsDep, check_k, check_text, check_where
 from app.inference import TextQuery
-from app.media import BadInputError, decode_b64_image, decode_image
+from app.media import BadInputError
 from app.registry import ServingState
-from app.schemas import CaptionsResponse, Hit, ImageSearchRequest, SearchResponse, TextSearchRequest
+from app.schemas import (
+    CaptionsResponse,
+    ImageSearchRequest,
+    Media,
+    SearchHit,
+    SearchResponse,
+    TextSearchRequest,
+)
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
+# The multipart body as a hand-written schema, for app/routes/generate.py's openapi_extra until its routes
+# take app.deps.ImageDep (then this goes).
 MULTIPART_IMAGE = {
     "required": True,
     "content": {
@@ -43,24 +53,26 @@ def media_url(index: str, item_id: str) -> str:
     return f"/media/{quote(index, safe='')}/{quote(item_id, safe='')}"
 
 
-def to_hit(index_name: str, h) -> Hit:
+def public_meta(meta: dict | None) -> dict:
+    """An item's metadata as clients see it: plain values only, and an absolute server path (a corpus'
+    `source`, say) cut to its file name."""
+    out = {}
+    for k, v in (meta or {}).items():
+        if isinstance(v, str) and PurePath(v).is_absolute():
+            v = PurePath(v).name
+        if isinstance(v, str | int | float | bool | None):
+            out[k] = v
+    return out
+
+
+def to_hit(index_name: str, h) -> SearchHit:
     url = media_url(index_name, h.item_id)
     thumb = f"{url}?thumb=1" + (f"&t={h.start:g}" if h.start is not None else "")
-    meta = {k: v for k, v in (h.meta or {}).items() if isinstance(v, str | int | float | bool | None)}
-    return Hit(
+    meta = public_meta(h.meta)
+    return SearchHit(
         id=h.item_id, score=float(h.score), caption=h.caption, media=h.media, url=url,
         thumbnail_url=thumb, start=h.start, end=h.end, meta=meta,
     )  # fmt: skip
-
-
-def check_where(where: Any) -> dict | None:
-    if where is None:
-        return None
-    if not isinstance(where, dict) or not all(
-        isinstance(v, str | int | float | bool) and not isinstance(v, dict) for v in where.values()
-    ):
-        raise BadInputError("where: must map metadata field names to plain values, e.g. {'split': 'test'}")
-    return where
 
 
 async def search_vector(
@@ -100,7 +112,10 @@ async def search_text(
 
 
 async def read_image_request(request: Request, settings: Settings) -> tuple[Image.Image, dict[str, Any]]:
-    """The image and other fields of a multipart upload (field `image`) or a JSON body (`image_b64`)."""
+    """The image and other fields of a multipart upload (field `image`) or a JSON body (`image_b64`),
+    decoded in the decode pool. For routes written before the shared input: new routes take
+    `image: ImageDep` (app.deps.image_upload) and `Form()` fields instead."""
+    decoder = request.app.state.decoder
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
         form = await request.form(max_files=1, max_fields=16)
@@ -109,7 +124,7 @@ async def read_image_request(request: Request, settings: Settings) -> tuple[Imag
             raise BadInputError("image: missing; send the image as a multipart file field named `image`")
         data = await upload.read(settings.limits.max_upload_bytes + 1)
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        return decode_image(data, settings.limits, "image"), fields
+        return await decoder.decode(data, "image"), fields
     try:
         body = ImageSearchRequest.model_validate_json(await request.body())
     except ValueError as e:
@@ -118,7 +133,7 @@ async def read_image_request(request: Request, settings: Settings) -> tuple[Imag
             f"({str(e).splitlines()[0]})"
         ) from None
     fields = body.model_dump(exclude={"image_b64"}, exclude_none=True)
-    return decode_b64_image(body.image_b64, settings.limits), fields
+    return await decoder.decode(body.image_b64, "image_b64"), fields
 
 
 def int_field(fields: dict, name: str, default: int) -> int:
@@ -129,31 +144,27 @@ def int_field(fields: dict, name: str, default: int) -> int:
         raise BadInputError(f"{name}: {raw!r} is not an integer") from None
 
 
-def media_field(fields: dict) -> str | None:
-    media = fields.get("media") or None
-    if media not in (None, "image", "video"):
-        raise BadInputError(f"media: {media!r} is not one of image, video")
-    return media
+# Form fields shared by the image routes (the image itself is app.deps.ImageDep)
+IndexForm = Annotated[str | None, Form(description="index name; default: the service's default index")]
+MediaForm = Annotated[Media | Literal[""] | None, Form(description="only images or only videos")]
 
 
-@router.post("/search/image", response_model=SearchResponse, openapi_extra={"requestBody": {
-    "required": True,
-    "content": {
-        **MULTIPART_IMAGE["content"],
-        "application/json": {"schema": ImageSearchRequest.model_json_schema()},
-    },
-}})  # fmt: skip
+@router.post("/search/image", response_model=SearchResponse)
 async def search_image(
-    request: Request, state: ServingDep, encoders: EncodersDep, settings: SettingsDep
+    image: ImageDep,
+    state: ServingDep,
+    encoders: EncodersDep,
+    settings: SettingsDep,
+    k: Annotated[int, Form(description="how many hits (at most XMODAL_LIMITS__MAX_K)")] = 12,
+    index: IndexForm = None,
+    media: MediaForm = None,
 ) -> SearchResponse:
-    """Images and videos that look like an uploaded image (multipart `image`, or JSON `image_b64`)."""
+    """Images and videos that look like an uploaded image (multipart: `image` file, `k`, `index`, `media`)."""
     t0 = time.perf_counter()
-    image, fields = await read_image_request(request, settings)
-    k = check_k(int_field(fields, "k", 12), settings)
-    index, media = fields.get("index") or None, media_field(fields)
-    state.index(index)
+    check_k(k, settings)
+    state.index(index or None)
     vec = await encoders.encode_image(state.model, image)
-    res = await search_vector(state, encoders, vec, k, index, media, None)
+    res = await search_vector(state, encoders, vec, k, index or None, media or None, None)
     res.took_ms = (time.perf_counter() - t0) * 1000
     return res
 
@@ -179,19 +190,21 @@ def split_texts(raw: str | None, settings: Settings, field: str, commas: bool = 
     return [check_text(p, settings, field) for p in parts]
 
 
-@router.post(
-    "/search/image-to-text", response_model=CaptionsResponse, openapi_extra={"requestBody": MULTIPART_IMAGE}
-)
+@router.post("/search/image-to-text", response_model=CaptionsResponse)
 async def image_to_text(
-    request: Request, state: ServingDep, encoders: EncodersDep, settings: SettingsDep
+    image: ImageDep,
+    state: ServingDep,
+    encoders: EncodersDep,
+    settings: SettingsDep,
+    k: Annotated[int, Form(description="how many captions (at most XMODAL_LIMITS__MAX_K)")] = 5,
+    texts: Annotated[str | None, Form(description="candidates, one per line; default: the captions")] = None,
+    index: IndexForm = None,
 ) -> CaptionsResponse:
     """Captions that best describe an image: from `texts` (one per line) or the index's captions."""
-    image, fields = await read_image_request(request, settings)
-    k = check_k(int_field(fields, "k", 5), settings)
-    texts = split_texts(fields.get("texts"), settings, "texts")
-    index = fields.get("index") or None
-    if not texts:
-        state.index(index)
+    check_k(k, settings)
+    candidates = split_texts(texts, settings, "texts")
+    if not candidates:
+        state.index(index or None)
     vec = await encoders.encode_image(state.model, image)
-    ranked = await rank_texts(state, encoders, vec, texts, index, k)
+    ranked = await rank_texts(state, encoders, vec, candidates, index or None, k)
     return CaptionsResponse(captions=[{"text": t, "score": s} for t, s in ranked])

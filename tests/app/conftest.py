@@ -91,6 +91,7 @@ def make_settings(home, model_dir, **kw) -> Settings:
         model=str(model_dir),
         admin_token=ADMIN,
         batch=BatchSettings(max_batch_size=16, max_wait_ms=2, timeout_s=20),
+        allowed_hosts=["testserver", "localhost"],
         **kw,
     )
 

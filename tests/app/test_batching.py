@@ -110,6 +110,30 @@ def test_bad_item_fails_alone():
         batcher.close()
 
 
+def test_failed_batch_is_retried_item_by_item_so_only_the_bad_item_fails():
+    def forward(model, batch):  # fails the whole pass when any item is poison (as a tokenizer would)
+        if any(x < 0 for x in batch):
+            raise ValueError("poison in batch")
+        return torch.tensor(batch)[:, None] * 2.0
+
+    pipe = Pipeline("p", preprocess=lambda m, x: x, forward=forward, collate=list)
+    batcher = MicroBatcher(pipe, max_batch_size=16, max_wait_ms=50)
+    items = [*range(1, 9), -1, *range(9, 17)]
+
+    async def scenario():
+        return await asyncio.gather(*(batcher.submit("m", x) for x in items), return_exceptions=True)
+
+    try:
+        out = asyncio.run(scenario())
+        for x, r in zip(items, out, strict=True):
+            if x < 0:
+                assert isinstance(r, ValueError)
+            else:
+                assert float(r) == 2.0 * x
+    finally:
+        batcher.close()
+
+
 def test_batches_never_mix_models():
     release, seen = threading.Event(), []
     release.set()

@@ -85,7 +85,14 @@ def test_api_keys_guard_query_routes_only(settings):
         assert ok.status_code == 200
         assert c.get("/v1/indexes", headers={"X-API-Key": "key-one"}).status_code == 200
         assert c.get("/v1/indexes", headers={"X-API-Key": "key-three"}).status_code == 401
-        assert c.get("/healthz").status_code == 200 and c.get("/metrics").status_code == 200
+        assert c.get("/healthz").status_code == 200
+        # with keys, metrics need one and the docs are off (XMODAL_PUBLIC_DOCS turns both back on)
+        assert c.get("/metrics").status_code == 401
+        assert c.get("/metrics", headers={"X-API-Key": "key-one"}).status_code == 200
+        assert c.get("/docs").status_code == c.get("/openapi.json").status_code == 404
+    settings.public_docs = True
+    with start(settings) as c:
+        assert c.get("/metrics").status_code == c.get("/docs").status_code == 200
 
 
 def test_openapi_documents_the_contract_with_examples(client):
@@ -93,8 +100,20 @@ def test_openapi_documents_the_contract_with_examples(client):
     assert set(CONTRACT_PATHS) <= set(spec["paths"])
     schemas = spec["components"]["schemas"]
     assert schemas["TextSearchRequest"]["examples"][0]["query"] == "a red bicycle"
-    assert "multipart/form-data" in spec["paths"]["/v1/search/image"]["post"]["requestBody"]["content"]
-    assert "application/json" in spec["paths"]["/v1/search/image"]["post"]["requestBody"]["content"]
+    op = spec["paths"]["/v1/search/image"]["post"]
+    assert list(op["requestBody"]["content"]) == ["multipart/form-data"]  # what the route parses
+    ref = op["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert {"image", "k", "index", "media"} <= set(schemas[ref]["properties"])
+    assert schemas[ref]["required"] == ["image"]
+    limits = client.app.state.settings.limits  # the limits the service enforces, from its Settings
+    assert schemas[ref]["properties"]["k"]["maximum"] == limits.max_k
+    text = schemas["TextSearchRequest"]["properties"]
+    assert text["query"]["maxLength"] == limits.max_text_chars and text["query"]["minLength"] == 1
+    assert text["where"]["anyOf"][0]["maxProperties"] == 16
+    for status in ("400", "413", "415", "422", "503"):  # errors documented with their real body
+        assert op["responses"][status]["content"]["application/json"]["schema"]["$ref"].endswith(
+            "/ErrorResponse"
+        )
 
 
 def test_web_page_is_served_at_root(client):
@@ -123,3 +142,11 @@ def test_serve_cli_builds_the_app_from_options(monkeypatch, home, tiny_model_dir
     assert settings.model == str(tiny_model_dir) and settings.indexes == ["demo"]
     assert settings.batch.enabled is False
     assert seen["app"].state.registry.state.indexes["demo"].version == "v0001"
+
+
+def test_wrong_method_on_an_api_path_is_405_with_its_allow_header(client):
+    r = client.options("/v1/search/text")
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    assert client.get("/v1/search/text").status_code == 405  # not the file server's 404
+    r = client.delete("/v1/indexes")
+    assert r.status_code == 405 and r.headers["allow"] == "GET"

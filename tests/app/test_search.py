@@ -71,12 +71,12 @@ def test_media_and_where_filters(client, tiny_model):
     assert {h["meta"]["split"] for h in r.json()["hits"]} == {"train"}
 
 
-def test_image_search_multipart_and_json_agree(client, tiny_model, media_dir):
+def test_image_search_multipart_and_base64_agree(client, tiny_model, media_dir):
     data = (media_dir / "img2.png").read_bytes()
     a = client.post("/v1/search/image", files={"image": ("x.png", data, "image/png")}, data={"k": "3"})
-    b = client.post("/v1/search/image", json={"image_b64": base64.b64encode(data).decode(), "k": 3})
+    b = client.post("/knn-service", json={"image": base64.b64encode(data).decode(), "num_images": 3})
     assert a.status_code == b.status_code == 200, (a.text, b.text)
-    assert [h["id"] for h in a.json()["hits"]] == [h["id"] for h in b.json()["hits"]]
+    assert [h["id"] for h in a.json()["hits"]] == [h["id"] for h in b.json()]
     assert a.json()["hits"][0]["id"] == "img2"  # the same image is its own nearest neighbour
     assert a.json()["hits"][0]["score"] == pytest.approx(1.0, abs=1e-4)
 
@@ -158,12 +158,12 @@ def test_upload_size_limit(settings):
         Image.fromarray(noisy).save(buf, "PNG")
         r = c.post("/v1/search/image", files={"image": ("x.png", buf.getvalue())})
         assert r.status_code == 413 and "1000 bytes" in r.json()["detail"]
-        r = c.post("/v1/search/image", json={"image_b64": base64.b64encode(buf.getvalue()).decode()})
-        assert r.status_code == 413
+        r = c.post("/knn-service", json={"image": base64.b64encode(buf.getvalue()).decode()})
+        assert r.status_code == 413 and "1000 bytes" in r.json()["detail"]
 
 
-def test_bad_base64_and_bad_json(client):
-    r = client.post("/v1/search/image", json={"image_b64": "not base64!!"})
-    assert r.status_code == 422 and "image_b64" in r.json()["detail"]
-    r = client.post("/v1/search/image", content=b"{", headers={"content-type": "application/json"})
-    assert r.status_code == 422 and "image_b64" in r.json()["detail"]
+def test_bad_base64_and_json_instead_of_an_upload(client):
+    r = client.post("/knn-service", json={"image": "not base64!!"})
+    assert r.status_code == 422 and "image: not valid base64" in r.json()["detail"]
+    r = client.post("/v1/search/image", json={"image_b64": "iVBORw0KGgo="})  # multipart only
+    assert r.status_code == 422 and "image" in r.json()["detail"]

@@ -1,0 +1,79 @@
+"""Request body limits, counted on the stream as the bytes arrive (chunked bodies included).
+
+A JSON route takes at most XMODAL_LIMITS__MAX_JSON_BYTES; a multipart body, or any body of a route
+that carries an upload (it depends on `upload_body`, as the shared image input does), takes the upload
+limit. Reading stops at the chunk that crosses the limit, and the request answers 413 naming the limit.
+"""
+
+from fastapi import HTTPException
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.config import LimitSettings
+
+
+async def upload_body() -> None:
+    """Marks a route whose body carries an upload (multipart or base64): it gets the upload limit."""
+
+
+class BodyTooLargeError(HTTPException):
+    def __init__(self, limit: int, setting: str):
+        super().__init__(413, f"body: over the limit of {limit} bytes for this route ({setting})")
+
+
+def _uses(dependant: Dependant, call) -> bool:
+    return dependant.call is call or any(_uses(d, call) for d in dependant.dependencies)
+
+
+class BodyLimitMiddleware:
+    """Pure ASGI. The route (matched before its body is read) picks the limit at the first read."""
+
+    def __init__(self, app: ASGIApp, limits: LimitSettings):
+        self.app, self.limits = app, limits
+        self._upload_routes: dict[int, bool] = {}  # id(route) -> carries an upload
+
+    def _limit(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[int, str]:
+        route = scope.get("route")
+        upload = headers.get(b"content-type", b"").startswith(b"multipart/form-data")
+        if not upload and isinstance(route, APIRoute):
+            key = id(route)
+            if key not in self._upload_routes:
+                self._upload_routes[key] = _uses(route.dependant, upload_body)
+            upload = self._upload_routes[key]
+        if upload:
+            return self.limits.upload_body_bytes, "XMODAL_LIMITS__MAX_UPLOAD_BYTES"
+        return self.limits.max_json_bytes, "XMODAL_LIMITS__MAX_JSON_BYTES"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        seen, limit, started = 0, None, False
+
+        async def receive_limited() -> Message:
+            nonlocal seen, limit
+            if limit is None:
+                headers = dict(scope["headers"])
+                limit = self._limit(scope, headers)
+                length = headers.get(b"content-length", b"")
+                if length.isdigit() and int(length) > limit[0]:
+                    raise BodyTooLargeError(*limit)  # before reading a byte
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit[0]:
+                    raise BodyTooLargeError(*limit)
+            return message
+
+        async def send_noting(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive_limited, send_noting)
+        except BodyTooLargeError as e:  # raised outside a FastAPI route (its handler answers inside one)
+            if started:
+                raise
+            await JSONResponse({"detail": e.detail}, 413)(scope, receive, send)
