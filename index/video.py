@@ -5,7 +5,8 @@
         .segments  [(start_s, end_s, [frames_per_segment PIL images]), ...]
 
 One sequential decode serves every sample time (no seeking: keyframe seeks land far from the
-target in sparse-keyframe codecs); each chosen frame is converted to PIL once.
+target in sparse-keyframe codecs); each chosen frame is converted to PIL once, scaled down to
+VideoConfig.max_side in the same conversion.
 """
 
 import math
@@ -21,6 +22,9 @@ class VideoConfig:
     frames_per_segment: int = 4  # frames averaged into one segment vector
     video_frames: int = 8  # frames averaged into the whole-video vector
     max_segments: int = 32  # long videos get longer segments rather than more of them
+    # frames are scaled at decode (in the YUV->RGB conversion) so the longest side is at most this:
+    # a sample holds up to video_frames + max_segments * frames_per_segment frames, never at full size
+    max_side: int = 512
 
 
 @dataclass
@@ -44,6 +48,15 @@ def _frame_times(path: Path) -> list[float]:
 
     with av.open(str(path)) as container:
         return [f.time for f in container.decode(video=0) if f.time is not None]
+
+
+def _to_image(frame, max_side: int) -> Image.Image:
+    scale = max_side / max(frame.width, frame.height)
+    if scale >= 1:
+        return frame.to_image()
+    return frame.to_image(
+        width=max(1, round(frame.width * scale)), height=max(1, round(frame.height * scale))
+    )
 
 
 def segment_bounds(duration: float, cfg: VideoConfig) -> list[tuple[float, float]]:
@@ -85,7 +98,7 @@ def sample_video(path: str | Path, cfg: VideoConfig) -> VideoSample:
             t0 = t if t0 is None else t0
             image = None
             while pos < len(targets) and t - t0 >= targets[pos][0]:
-                image = image or frame.to_image()
+                image = image or _to_image(frame, cfg.max_side)
                 picked[targets[pos][1]] = image
                 pos += 1
             last = (t, frame)
@@ -94,7 +107,7 @@ def sample_video(path: str | Path, cfg: VideoConfig) -> VideoSample:
     if last is None:
         raise ValueError("no decodable frames")
     if pos < len(targets):  # times past the last frame take the last frame
-        tail = last[1].to_image()
+        tail = _to_image(last[1], cfg.max_side)
         for _, slot in targets[pos:]:
             picked[slot] = tail
     return VideoSample(
