@@ -24,7 +24,7 @@ from app.deps import require_api_key
 from app.inference import Encoders
 from app.media import BadInputError
 from app.registry import IncompatibleIndexError, NotFoundError, NotReadyError, Registry
-from app.routes import admin, catalog, compat, generate, media, search
+from app.routes import admin, catalog, compat, generate, media, search, video
 from training.errors import XModalError
 
 log = logging.getLogger("xmodal.app")
@@ -137,11 +137,12 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.add_exception_handler(XModalError, _xmodal_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)
-    app.add_middleware(ObserveMiddleware, body_limit=settings.limits.max_upload_bytes * 4 // 3 + 64 * 1024)
+    body_limit = max(settings.limits.max_upload_bytes * 4 // 3, settings.video.max_bytes) + 64 * 1024
+    app.add_middleware(ObserveMiddleware, body_limit=body_limit)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"])
     query_auth = [Depends(require_api_key)]  # no-op unless XMODAL_API_KEYS is set
-    for router in (search.router, generate.router, catalog.router, media.router, compat.router):
+    for router in (search.router, video.router, generate.router, catalog.router, media.router, compat.router):
         app.include_router(router, dependencies=query_auth)
     app.include_router(catalog.health_router)
     app.include_router(admin.router)  # its own bearer token
