@@ -283,3 +283,29 @@ def test_unknown_video_id_and_image_id_are_4xx(vclient):
     r = vclient.post("/v1/search/video", data={"k": "3"})
     assert r.status_code == 422 and "video: missing" in r.json()["detail"]
     assert vclient.get("/healthz").status_code == 200
+
+
+# -- the issue's colour tests on the real solvers ----------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.skip(reason="needs the colour solver from issue #12")
+def test_real_solver_names_red_then_blue_per_segment(vdir, tmp_path):
+    """The default architecture (pretrained towers, no heads trained here) with issue #12's colour
+    solver behind caption_solver/vqa_solver: captions and answers say red, then blue, with the change
+    within one segment of the true boundary (4 s)."""
+    from training.factory import create_model, save_model
+
+    model_dir = tmp_path / "models" / "lit"
+    save_model(create_model("lit-effnet-minilm"), model_dir, {"note": "pretrained towers"})
+    video = write_colour_video(vdir / "red-blue-real.mp4", [RED, BLUE], seconds_each=4.0, size=(64, 48))
+    with start(make_settings(tmp_path, model_dir)) as c:
+        cap = _post(c, "/v1/caption", video)
+        vqa = _post(c, "/v1/vqa", video, question=QUESTION)
+    for r in (cap, vqa):
+        assert r.status_code == 200, r.text
+        segs = r.json()["segments"]
+        assert len(segs) == 2, segs
+        assert "red" in segs[0]["text"] and "blue" in segs[1]["text"], segs
+        assert abs(segs[0]["end"] - 4.0) <= 2.0  # VideoConfig's 5 s segments: within one segment
+    assert vqa.json()["segments"][0]["text"] == "red" and vqa.json()["segments"][1]["text"] == "blue"

@@ -25,7 +25,8 @@ def write_colour_video(
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         for colour in colours:
             for _ in range(round(seconds_each * fps)):
-                arr = np.clip(np.array(colour, np.float32) + rng.normal(0, noise, (h, w, 3)), 0, 255)
+                arr = np.array(colour, np.float32) + (rng.normal(0, noise, (h, w, 3)) if noise else 0)
+                arr = np.clip(np.broadcast_to(arr, (h, w, 3)), 0, 255)
                 out.mux(stream.encode(av.VideoFrame.from_ndarray(arr.astype(np.uint8), format="rgb24")))
         out.mux(stream.encode())
     return path
