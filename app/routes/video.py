@@ -107,7 +107,9 @@ def vqa_solver(state: ServingState, question: str) -> Solver:
 
 
 def _first_line(e: Exception) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+    """The reason, without the server-side file name PyAV appends to its errors."""
+    text = getattr(e, "strerror", None) or str(e)
+    return (text.strip().splitlines() or [type(e).__name__])[0][:200]
 
 
 def probe_video(path: Path, limits: VideoLimitSettings, field: str = "video") -> float:

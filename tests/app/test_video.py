@@ -269,6 +269,7 @@ def test_each_bad_video_gets_its_4xx_and_the_service_stays_healthy(vclient, bad_
         assert r.status_code == status, (name, r.text)
         detail = r.json()["detail"]
         assert all(w in detail for w in words), (name, detail)
+        assert "xmodal-video-" not in detail, detail  # no server-side temp path
     assert vclient.get("/healthz").status_code == 200
     assert _post(vclient, route, red_blue, question=QUESTION).status_code == 200
 
