@@ -310,11 +310,27 @@ async function runSearch(search) {
 
 // ---- image: similar items, caption, questions -----------------------------------------------
 
-function imageForm(image, extra = {}) {
+/** A multipart body: the file under `field` ("image" or "video") and string fields. */
+function fileForm(field, file, extra = {}) {
   const form = new FormData();
-  form.append("image", image);
+  form.append(field, file);
   for (const [key, value] of Object.entries(extra)) form.append(key, value);
   return form;
+}
+
+const imageForm = (image, extra) => fileForm("image", image, extra);
+const videoForm = (video, extra) => fileForm("video", video, extra);
+
+/** Back to the empty page: the upload's preview, file input and panel cleared. */
+function clearUpload(preview, input, panel) {
+  if (preview.src) URL.revokeObjectURL(preview.src);
+  preview.removeAttribute("src");
+  input.value = "";
+  panel.hidden = true;
+  els.grid.replaceChildren();
+  lastSearch = null;
+  setStatus("");
+  els.query.focus();
 }
 
 /** A generated caption, else one retrieved from the index's captions (models without a caption head). */
@@ -392,24 +408,10 @@ async function askQuestion(event) {
 
 function clearImage() {
   currentImage = null;
-  if (els.imagePreview.src) URL.revokeObjectURL(els.imagePreview.src);
-  els.imagePreview.removeAttribute("src");
-  els.imageInput.value = "";
-  els.imagePanel.hidden = true;
-  els.grid.replaceChildren();
-  lastSearch = null;
-  setStatus("");
-  els.query.focus();
+  clearUpload(els.imagePreview, els.imageInput, els.imagePanel);
 }
 
 // ---- video: caption and answers per segment on a timeline, similar clips ---------------------
-
-function videoForm(video, extra = {}) {
-  const form = new FormData();
-  form.append("video", video);
-  for (const [key, value] of Object.entries(extra)) form.append(key, value);
-  return form;
-}
 
 /** One button per segment, as wide as the segment is long; choosing one plays the video from there. */
 function renderTimeline(list, segments) {
@@ -507,14 +509,7 @@ async function askAboutVideo(event) {
 
 function clearVideo() {
   currentVideo = null;
-  if (els.videoPlayer.src) URL.revokeObjectURL(els.videoPlayer.src);
-  els.videoPlayer.removeAttribute("src");
-  els.videoInput.value = "";
-  els.videoPanel.hidden = true;
-  els.grid.replaceChildren();
-  lastSearch = null;
-  setStatus("");
-  els.query.focus();
+  clearUpload(els.videoPlayer, els.videoInput, els.videoPanel);
 }
 
 // ---- wiring ---------------------------------------------------------------------------------

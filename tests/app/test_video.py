@@ -104,6 +104,18 @@ def vdir(tmp_path_factory):
     return tmp_path_factory.mktemp("uploads")
 
 
+def _stored_rows(home, item):
+    """(vectors, rows) the index job stored for `item`: the whole-item row first, then segments."""
+    from index.search import open_index
+
+    idx = open_index("clips", root=home / "indexes")
+    try:
+        rows = idx._store.item(item)
+        return np.stack([np.array(idx._vectors[r.key]) for r in rows]), rows
+    finally:
+        idx.close()
+
+
 def _post(client, route, path, **data):
     with open(path, "rb") as f:
         return client.post(route, files={"video": (path.name, f, "video/mp4")}, data=data)
@@ -126,14 +138,8 @@ def test_clip_cut_from_an_indexed_video_finds_it_at_its_moment(vclient, video_ho
 
 def test_clip_is_embedded_exactly_as_the_index_job_embeds_a_video(vclient, video_home):
     """The whole indexed file as the query: its vector equals the stored whole-video vector."""
-    from index.search import open_index
-
     home, _, media = video_home
-    idx = open_index("clips", root=home / "indexes")
-    try:
-        stored = idx.vector("vid-c")
-    finally:
-        idx.close()
+    stored = _stored_rows(home, "vid-c")[0][0]
     r = _post(vclient, "/v1/search/video", media / "vid-c.mp4", k="1")
     assert r.status_code == 200, r.text
     top = r.json()["hits"][0]
@@ -154,18 +160,13 @@ def test_search_by_clip_can_return_images(vclient, video_home, vdir):
 
 def test_video_to_text_ranks_texts_by_the_clip_vector(vclient, video_home):
     """Against a reference: the stored vector of the same file times the texts' embeddings."""
-    from index.search import open_index
     from training.factory import load_model
 
     home, model_dir, media = video_home
     texts = ["vid-a colours", "a red picture", "a cyan picture", "vid-b colours"]
     r = _post(vclient, "/v1/search/video-to-text", media / "vid-a.mp4", k="4", texts="\n".join(texts))
     assert r.status_code == 200, r.text
-    idx = open_index("clips", root=home / "indexes")
-    try:
-        vec = idx.vector("vid-a")
-    finally:
-        idx.close()
+    vec = _stored_rows(home, "vid-a")[0][0]
     scores = load_model(model_dir).embed_texts(texts).numpy() @ vec
     want = [(texts[i], float(scores[i])) for i in np.argsort(-scores)]
     got = [(c["text"], c["score"]) for c in r.json()["captions"]]
@@ -211,18 +212,12 @@ def test_vqa_on_an_uploaded_video_answers_per_segment(vclient, red_blue):
 
 
 def test_caption_of_an_indexed_video_by_id_uses_its_index_segments(vclient, video_home):
-    from index.search import open_index
-
     home = video_home[0]
     r = vclient.post("/v1/caption", data={"index": "clips", "id": "vid-a"})
     assert r.status_code == 200, r.text
     segs = r.json()["segments"]
     assert [s["text"] for s in segs] == ["a red frame", "a green frame", "a blue frame"]
-    idx = open_index("clips", root=home / "indexes")
-    try:
-        rows = idx._store.item("vid-a")[1:]  # the index job's segments of this video
-    finally:
-        idx.close()
+    rows = _stored_rows(home, "vid-a")[1][1:]  # the index job's segments of this video
     assert [(s["start"], s["end"]) for s in segs] == [pytest.approx((r.start, r.end), abs=1e-3) for r in rows]
     js = vclient.post("/v1/vqa", json={"index": "clips", "id": "vid-a", "question": QUESTION})
     assert js.status_code == 200, js.text
