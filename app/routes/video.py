@@ -73,13 +73,16 @@ def _multipart(extra: dict) -> dict:
 
 
 # -- the per-image solvers -------------------------------------------------------------------------
-# Each returns a Solver: frames -> [(text, confidence in [0, 1], method)] per frame. Issue #12's
-# real-photo solvers replace the heads called here (one call per function) when that branch merges.
+# Each builds a Solver: frames -> [(text, confidence in [0, 1], method)] per frame, from today's heads.
 
 
 def caption_solver(state: ServingState, mode: str, index: str | None) -> Solver:
+    """mode "generate" (the caption head), "retrieve" (the caption bank), or "auto": the head when the
+    model has one, else the bank."""
     from training.heads import generate_captions, retrieve_captions
 
+    if mode == "auto":
+        mode = "generate" if "caption" in (getattr(state.model, "heads", None) or {}) else "retrieve"
     if mode == "retrieve":
         texts, bank = state.caption_bank(index)
         # cosine in [-1, 1] -> [0, 1]
@@ -101,6 +104,10 @@ def vqa_solver(state: ServingState, question: str) -> Solver:
         (a, p, "vqa-head")
         for ((a, p),) in answer_questions(state.model, frames, [question] * len(frames), k=1)
     ]
+
+
+# The solvers the video routes use: the one line that points them at issue #12's real-photo solvers.
+CAPTION_SOLVER, VQA_SOLVER = caption_solver, vqa_solver
 
 
 # -- uploads: read, check, sample ------------------------------------------------------------------
@@ -287,12 +294,12 @@ def _segments(answer: VideoAnswer) -> list[Segment]:
 async def caption_video(request: Request, state: ServingState, settings: Settings) -> JSONResponse:
     """/v1/caption for a video: a caption per segment (merged) and for the whole video."""
     upload, fields = await _form(request)
-    mode = fields.get("mode") or "generate"
-    if mode not in ("generate", "retrieve"):
-        raise BadInputError(f"mode: {mode!r} is not one of generate, retrieve")
+    mode = fields.get("mode") or "auto"
+    if mode not in ("auto", "generate", "retrieve"):
+        raise BadInputError(f"mode: {mode!r} is not one of auto, generate, retrieve")
     k = check_k(int_field(fields, "k", 1), settings, limit=settings.limits.max_caption_k)
     sample = await _video_sample(upload, fields, state, settings)
-    solver = await run_in_threadpool(caption_solver, state, mode, fields.get("index") or None)
+    solver = await run_in_threadpool(CAPTION_SOLVER, state, mode, fields.get("index") or None)
     answer = await _solve(sample, solver)
     body = VideoCaptionResponse(
         mode=mode,
@@ -311,7 +318,7 @@ async def answer_video(request: Request, state: ServingState, settings: Settings
     )
     k = check_k(int_field(fields, "k", 3), settings)
     sample = await _video_sample(upload, fields, state, settings)
-    answer = await _solve(sample, vqa_solver(state, question))
+    answer = await _solve(sample, VQA_SOLVER(state, question))
     body = VideoVqaResponse(
         question=question,
         answers=[{"answer": t, "probability": s} for t, s in answer.ranked[:k]],

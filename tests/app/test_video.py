@@ -30,6 +30,7 @@ NAMES = {RED: "red", BLUE: "blue", GREEN: "green", YELLOW: "yellow", CYAN: "cyan
 # three 6 s videos of three 2 s colours each, no colour shared between videos
 VIDEOS = {"vid-a": [RED, GREEN, BLUE], "vid-b": [YELLOW, CYAN, GREY], "vid-c": [BLUE, RED, GREEN]}
 QUESTION = "what colour is it?"
+BANK = {f"{v} colours" for v in VIDEOS} | {"a red picture", "a cyan picture"}  # the index's captions
 
 
 def _fit_colour_heads(model, steps: int = 80) -> None:
@@ -173,8 +174,7 @@ def test_video_to_text_ranks_texts_by_the_clip_vector(vclient, video_home):
     assert [t for t, _ in got] == [t for t, _ in want]
     assert [s for _, s in got] == pytest.approx([s for _, s in want], abs=1e-4)
     bank = _post(vclient, "/v1/search/video-to-text", media / "vid-a.mp4", k="2").json()["captions"]
-    stored = {f"{v} colours" for v in VIDEOS} | {"a red picture", "a cyan picture"}
-    assert len(bank) == 2 and all(c["text"] in stored for c in bank)
+    assert len(bank) == 2 and all(c["text"] in BANK for c in bank)
 
 
 # -- captions and answers for a video ----------------------------------------------------------------
@@ -209,6 +209,19 @@ def test_vqa_on_an_uploaded_video_answers_per_segment(vclient, red_blue):
     assert [s["text"] for s in body["segments"]] == ["red", "blue"]
     assert body["segments"][0]["end"] == pytest.approx(4.0, abs=0.1)
     assert {a["answer"] for a in body["answers"][:2]} == {"red", "blue"}
+
+
+def test_caption_modes_auto_and_retrieve(vclient, video_home):
+    """auto: the caption head of this model; retrieve: captions from the index's bank, per segment."""
+    auto = vclient.post("/v1/caption", data={"index": "clips", "id": "vid-a"}).json()
+    assert {s["method"] for s in auto["segments"]} == {"caption-head"}
+    r = vclient.post("/v1/caption", data={"index": "clips", "id": "vid-a", "mode": "retrieve"})
+    assert r.status_code == 200, r.text
+    assert r.json()["segments"] and all(
+        s["text"] in BANK and s["method"] == "retrieve" for s in r.json()["segments"]
+    )
+    bad = vclient.post("/v1/caption", data={"index": "clips", "id": "vid-a", "mode": "poem"})
+    assert bad.status_code == 422 and "auto, generate, retrieve" in bad.json()["detail"]
 
 
 def test_caption_of_an_indexed_video_by_id_uses_its_index_segments(vclient, video_home):
@@ -288,15 +301,15 @@ def test_unknown_video_id_and_image_id_are_4xx(vclient):
 @pytest.mark.skip(reason="needs the colour solver from issue #12")
 def test_real_solver_names_red_then_blue_per_segment(vdir, tmp_path):
     """The default architecture (pretrained towers, no heads trained here) with issue #12's colour
-    solver behind caption_solver/vqa_solver: captions and answers say red, then blue, with the change
-    within one segment of the true boundary (4 s)."""
+    solver behind CAPTION_SOLVER/VQA_SOLVER (app/routes/video.py): captions and answers say red, then
+    blue, with the change within one segment of the true boundary (4 s)."""
     from training.factory import create_model, save_model
 
     model_dir = tmp_path / "models" / "lit"
     save_model(create_model("lit-effnet-minilm"), model_dir, {"note": "pretrained towers"})
     video = write_colour_video(vdir / "red-blue-real.mp4", [RED, BLUE], seconds_each=4.0, size=(64, 48))
     with start(make_settings(tmp_path, model_dir)) as c:
-        cap = _post(c, "/v1/caption", video)
+        cap = _post(c, "/v1/caption", video, mode="auto")
         vqa = _post(c, "/v1/vqa", video, question=QUESTION)
     for r in (cap, vqa):
         assert r.status_code == 200, r.text
@@ -305,3 +318,12 @@ def test_real_solver_names_red_then_blue_per_segment(vdir, tmp_path):
         assert "red" in segs[0]["text"] and "blue" in segs[1]["text"], segs
         assert abs(segs[0]["end"] - 4.0) <= 2.0  # VideoConfig's 5 s segments: within one segment
     assert vqa.json()["segments"][0]["text"] == "red" and vqa.json()["segments"][1]["text"] == "blue"
+
+
+def test_default_limits_refuse_a_10000_frame_clip(bad_files):
+    from app.media import BadInputError
+    from app.routes.video import probe_video
+
+    with pytest.raises(BadInputError, match="more than 9000 frames") as e:
+        probe_video(bad_files["10k-frames"][0], VideoLimitSettings())
+    assert e.value.status == 413
