@@ -38,7 +38,7 @@ def cut_clip(src: Path, dst: Path, start: float, end: float) -> Path:
 
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         s = inp.streams.video[0]
-        stream = out.add_stream("mpeg4", rate=s.average_rate or 8)
+        stream = out.add_stream("mpeg4", rate=round(float(s.average_rate or 8)) or 8)  # whole-number rate
         stream.width, stream.height, stream.pix_fmt = s.width, s.height, "yuv420p"
         for frame in inp.decode(s):
             if start - 1e-6 <= frame.time < end - 1e-6:
