@@ -41,6 +41,14 @@ class LimitSettings(BaseModel):
         return self.max_upload_bytes * 4 // 3 + self.max_json_bytes
 
 
+class VideoLimitSettings(BaseModel):
+    """Uploaded videos (/v1/caption, /v1/vqa, /v1/search/video*): checked before any frame is decoded."""
+
+    max_bytes: int = Field(32 * 1024 * 1024, ge=1)
+    max_seconds: float = Field(300.0, gt=0)  # duration
+    max_frames: int = Field(9000, ge=1)  # frames in the file (5 min at 30 fps); a decode may read all
+
+
 class FetchSettings(BaseModel):
     # clip-retrieval's image_url: off unless enabled, and then only hosts on the allow-list
     enabled: bool = False
@@ -86,6 +94,7 @@ class Settings(BaseSettings):
     batch: BatchSettings = BatchSettings()
     limits: LimitSettings = LimitSettings()
     fetch: FetchSettings = FetchSettings()
+    video: VideoLimitSettings = VideoLimitSettings()  # XMODAL_VIDEO__MAX_BYTES etc.
 
     @field_validator("admin_token")
     @classmethod

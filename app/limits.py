@@ -18,6 +18,10 @@ async def upload_body() -> None:
     """Marks a route whose body carries an upload (multipart or base64): it gets the upload limit."""
 
 
+async def video_body() -> None:
+    """Marks a route that takes a video upload: it gets the larger of the upload and video limits."""
+
+
 class BodyTooLargeError(HTTPException):
     def __init__(self, limit: int, setting: str):
         super().__init__(413, f"body: over the limit of {limit} bytes for this route ({setting})")
@@ -30,19 +34,27 @@ def _uses(dependant: Dependant, call) -> bool:
 class BodyLimitMiddleware:
     """Pure ASGI. The route (matched before its body is read) picks the limit at the first read."""
 
-    def __init__(self, app: ASGIApp, limits: LimitSettings):
+    def __init__(self, app: ASGIApp, limits: LimitSettings, video_bytes: int = 0):
         self.app, self.limits = app, limits
-        self._upload_routes: dict[int, bool] = {}  # id(route) -> carries an upload
+        upload = (limits.upload_body_bytes, "XMODAL_LIMITS__MAX_UPLOAD_BYTES")
+        # a video route's body holds an image or a video (XMODAL_VIDEO__MAX_BYTES plus the other fields)
+        self.video = max(upload, (video_bytes + 64 * 1024, "XMODAL_VIDEO__MAX_BYTES"))
+        self._kinds: dict[int, str] = {}  # id(route) -> "video" | "upload" | "json"
 
     def _limit(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[int, str]:
         route = scope.get("route")
-        upload = headers.get(b"content-type", b"").startswith(b"multipart/form-data")
-        if not upload and isinstance(route, APIRoute):
+        kind = "json"
+        if isinstance(route, APIRoute):
             key = id(route)
-            if key not in self._upload_routes:
-                self._upload_routes[key] = _uses(route.dependant, upload_body)
-            upload = self._upload_routes[key]
-        if upload:
+            if key not in self._kinds:
+                d = route.dependant
+                self._kinds[key] = (
+                    "video" if _uses(d, video_body) else "upload" if _uses(d, upload_body) else kind
+                )
+            kind = self._kinds[key]
+        if kind == "video":
+            return self.video
+        if kind == "upload" or headers.get(b"content-type", b"").startswith(b"multipart/form-data"):
             return self.limits.upload_body_bytes, "XMODAL_LIMITS__MAX_UPLOAD_BYTES"
         return self.limits.max_json_bytes, "XMODAL_LIMITS__MAX_JSON_BYTES"
 

@@ -28,7 +28,7 @@ from app.inference import Encoders
 from app.limits import BodyLimitMiddleware
 from app.media import BadInputError, ImageDecoder
 from app.registry import IncompatibleIndexError, NotFoundError, NotReadyError, Registry
-from app.routes import admin, catalog, compat, generate, media, search
+from app.routes import admin, catalog, compat, generate, media, search, video
 from app.schemas import ERROR_RESPONSES, document_limits
 from index.store import filter_json_schema
 from training.errors import XModalError
@@ -171,12 +171,12 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         app.add_exception_handler(cls, error_response)
     # outermost first: the host check, then the body limit, then timing
     app.add_middleware(ObserveMiddleware)
-    app.add_middleware(BodyLimitMiddleware, limits=settings.limits)
+    app.add_middleware(BodyLimitMiddleware, limits=settings.limits, video_bytes=settings.video.max_bytes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"])
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     query_auth = [Depends(require_api_key)]  # no-op unless XMODAL_API_KEYS is set
-    for router in (search.router, generate.router, catalog.router, media.router, compat.router):
+    for router in (search.router, video.router, generate.router, catalog.router, media.router, compat.router):
         app.include_router(router, dependencies=query_auth)
     app.include_router(catalog.health_router)
     app.include_router(catalog.metrics_router, dependencies=[] if docs else query_auth)

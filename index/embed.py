@@ -77,12 +77,27 @@ class ChunkDataset(torch.utils.data.Dataset):
         return out
 
     def _video(self, pos: int, rec: Record) -> DecodedVideo:
-        sample = sample_video(rec.path, self.video)
-        frames = torch.stack([self.preprocess(f.convert("RGB")) for f in sample.frames])
-        segs = torch.stack(
-            [torch.stack([self.preprocess(f.convert("RGB")) for f in fs]) for _, _, fs in sample.segments]
-        )
-        return DecodedVideo(pos, frames, segs, [(s, e) for s, e, _ in sample.segments])
+        return decode_video(rec.path, self.preprocess, self.video, pos)
+
+
+def decode_video(path: str, preprocess, cfg: VideoConfig, pos: int = 0) -> DecodedVideo:
+    """A video's sampled frames, preprocessed: the decode stage of the index job (the service embeds
+    an uploaded clip through this too, so a clip and the indexed video it came from match)."""
+    sample = sample_video(path, cfg)
+    frames = torch.stack([preprocess(f.convert("RGB")) for f in sample.frames])
+    segs = torch.stack(
+        [torch.stack([preprocess(f.convert("RGB")) for f in fs]) for _, _, fs in sample.segments]
+    )
+    return DecodedVideo(pos, frames, segs, [(s, e) for s, e, _ in sample.segments])
+
+
+@torch.inference_mode()
+def embed_video(model, video: DecodedVideo) -> tuple[np.ndarray, np.ndarray]:
+    """The whole-video vector (D,) and the segment vectors (S, D), float32, L2-normalised."""
+    device = model.device
+    whole = model.encode_video(video.frames[None].to(device), normalize=True).float().cpu().numpy()[0]
+    segs = model.encode_video(video.segment_frames.to(device), normalize=True).float().cpu().numpy()
+    return whole, segs
 
 
 def collate_chunk(x: DecodedChunk) -> DecodedChunk:
@@ -107,8 +122,7 @@ def embed_chunk(model, decoded: DecodedChunk, records: list[Record]) -> tuple[np
             per_pos[pos] = [(v, Row(r.item_id, "image", r.path, r.captions, meta=r.meta))]
     for dv in decoded.videos:
         r = records[dv.pos]
-        whole = model.encode_video(dv.frames[None].to(device), normalize=True).float().cpu().numpy()[0]
-        segs = model.encode_video(dv.segment_frames.to(device), normalize=True).float().cpu().numpy()
+        whole, segs = embed_video(model, dv)
         per_pos[dv.pos] = [(whole, Row(r.item_id, "video", r.path, r.captions, meta=r.meta))] + [
             (v, Row(r.item_id, "video", r.path, r.captions, round(s, 3), round(e, 3), r.meta))
             for v, (s, e) in zip(segs, dv.bounds, strict=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.errors import BrokenArtifactError
+from training.errors import BrokenArtifactError, XModalError
 
 SCHEMA = """
 CREATE TABLE items (

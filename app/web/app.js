@@ -27,6 +27,17 @@ const els = {
   hitTemplate: $("#hit-template"),
   keyForm: $("#key-form"),
   keyInput: $("#api-key"),
+  videoDropZone: $("#video-drop-zone"),
+  videoInput: $("#video-input"),
+  videoPanel: $("#video-panel"),
+  videoPlayer: $("#video-player"),
+  videoCaption: $("#video-caption"),
+  captionTimeline: $("#caption-timeline"),
+  videoVqaForm: $("#video-vqa-form"),
+  videoQuestion: $("#video-question"),
+  videoAnswer: $("#video-answer"),
+  answerTimeline: $("#answer-timeline"),
+  clearVideo: $("#clear-video"),
 };
 
 // Services started with XMODAL_API_KEYS answer 401 until the page sends a key.
@@ -35,8 +46,9 @@ let apiKey = sessionStorage.getItem(KEY_STORAGE) || "";
 let mediaUrls = []; // blob: URLs of media fetched with the key, revoked when the grid is redrawn
 
 // What the results grid currently shows, so that changing a filter re-runs it.
-let lastSearch = null; // {kind: "text", query} | {kind: "image"}
+let lastSearch = null; // {kind: "text", query} | {kind: "image"} | {kind: "video"}
 let currentImage = null; // the uploaded File
+let currentVideo = null; // the uploaded video File
 let searchSeq = 0; // drops responses of searches that a newer one superseded
 
 class ApiError extends Error {}
@@ -266,6 +278,13 @@ async function runSearch(search) {
       resp = await api("v1/search/text", { json: { query: search.query, ...opts } });
       about = `for \u201c${search.query}\u201d`;
       empty = `No ${mediaWord} match \u201c${search.query}\u201d.`;
+    } else if (search.kind === "video") {
+      // Search by clip: videos by default; the Show filter picks images, or both ("All").
+      const form = videoForm(currentVideo, { k: String(opts.k), media: opts.media || "any" });
+      if (opts.index) form.append("index", opts.index);
+      resp = await api("v1/search/video", { form });
+      about = "similar to your video";
+      empty = `No similar ${mediaWord} found.`;
     } else {
       const form = imageForm(currentImage, { k: String(opts.k) });
       if (opts.index) form.append("index", opts.index);
@@ -281,6 +300,7 @@ async function runSearch(search) {
     els.grid.replaceChildren();
     // The service refused the image itself: captioning and questions would fail the same way.
     if (search.kind === "image") els.imagePanel.classList.add("failed");
+    if (search.kind === "video") els.videoPanel.classList.add("failed");
     setStatus("");
     showError(e.message);
   } finally {
@@ -290,11 +310,27 @@ async function runSearch(search) {
 
 // ---- image: similar items, caption, questions -----------------------------------------------
 
-function imageForm(image, extra = {}) {
+/** A multipart body: the file under `field` ("image" or "video") and string fields. */
+function fileForm(field, file, extra = {}) {
   const form = new FormData();
-  form.append("image", image);
+  form.append(field, file);
   for (const [key, value] of Object.entries(extra)) form.append(key, value);
   return form;
+}
+
+const imageForm = (image, extra) => fileForm("image", image, extra);
+const videoForm = (video, extra) => fileForm("video", video, extra);
+
+/** Back to the empty page: the upload's preview, file input and panel cleared. */
+function clearUpload(preview, input, panel) {
+  if (preview.src) URL.revokeObjectURL(preview.src);
+  preview.removeAttribute("src");
+  input.value = "";
+  panel.hidden = true;
+  els.grid.replaceChildren();
+  lastSearch = null;
+  setStatus("");
+  els.query.focus();
 }
 
 /** A generated caption, else one retrieved from the index's captions (models without a caption head). */
@@ -372,14 +408,108 @@ async function askQuestion(event) {
 
 function clearImage() {
   currentImage = null;
-  if (els.imagePreview.src) URL.revokeObjectURL(els.imagePreview.src);
-  els.imagePreview.removeAttribute("src");
-  els.imageInput.value = "";
-  els.imagePanel.hidden = true;
-  els.grid.replaceChildren();
-  lastSearch = null;
-  setStatus("");
-  els.query.focus();
+  clearUpload(els.imagePreview, els.imageInput, els.imagePanel);
+}
+
+// ---- video: caption and answers per segment on a timeline, similar clips ---------------------
+
+/** One button per segment, as wide as the segment is long; choosing one plays the video from there. */
+function renderTimeline(list, segments) {
+  const frag = document.createDocumentFragment();
+  for (const seg of segments) {
+    const li = document.createElement("li");
+    li.style.setProperty("--len", String(Math.max(seg.end - seg.start, 0.01)));
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.start = String(seg.start);
+    button.dataset.end = String(seg.end);
+    const span = `${formatTime(seg.start)}\u2013${formatTime(seg.end)}`;
+    button.title = `${span}: ${seg.text} (${(seg.confidence * 100).toFixed(0)}%)`;
+    button.setAttribute("aria-label", `${span}: ${seg.text}`);
+    const when = document.createElement("span");
+    when.className = "when";
+    when.textContent = span;
+    const what = document.createElement("span");
+    what.className = "what";
+    what.textContent = seg.text;
+    button.append(when, what);
+    li.append(button);
+    frag.append(li);
+  }
+  list.replaceChildren(frag);
+}
+
+function seekTo(button) {
+  els.videoPlayer.currentTime = Number(button.dataset.start);
+  for (const b of document.querySelectorAll(".timeline button")) b.removeAttribute("aria-current");
+  button.setAttribute("aria-current", "true");
+}
+
+async function captionVideo(video) {
+  els.videoCaption.textContent = "Captioning\u2026";
+  els.videoCaption.classList.remove("muted");
+  els.captionTimeline.replaceChildren();
+  let resp;
+  try {
+    resp = await api("v1/caption", { form: videoForm(video, { mode: "generate", k: "1" }) });
+  } catch (first) {
+    try { // models without a caption head: captions retrieved from the index
+      resp = await api("v1/caption", { form: videoForm(video, { mode: "retrieve", k: "1" }) });
+    } catch (second) {
+      if (video !== currentVideo) return;
+      els.videoCaption.textContent = `No caption: ${first.message}`;
+      els.videoCaption.classList.add("muted");
+      return;
+    }
+  }
+  if (video !== currentVideo) return;
+  els.videoCaption.textContent = resp.captions.length ? resp.captions[0].text : "(no caption)";
+  renderTimeline(els.captionTimeline, resp.segments);
+}
+
+function useVideo(file) {
+  if (!file) return;
+  if (file.type && !file.type.startsWith("video/") && !/\.(mp4|webm|avi|mov|mkv)$/i.test(file.name)) {
+    showError(`${file.name} is not a video (${file.type}); choose an mp4, webm, avi, mov or mkv file.`);
+    return;
+  }
+  currentVideo = file;
+  if (els.videoPlayer.src) URL.revokeObjectURL(els.videoPlayer.src);
+  els.videoPanel.classList.remove("failed");
+  els.videoPlayer.src = URL.createObjectURL(file);
+  els.videoAnswer.hidden = true;
+  els.answerTimeline.replaceChildren();
+  els.videoPanel.hidden = false;
+  captionVideo(file);
+  runSearch({ kind: "video" });
+}
+
+async function askAboutVideo(event) {
+  event.preventDefault();
+  const question = els.videoQuestion.value.trim();
+  if (!question || !currentVideo) return;
+  const video = currentVideo;
+  showError("");
+  setStatus("Watching the video for your question\u2026");
+  els.answerTimeline.replaceChildren();
+  els.videoAnswer.hidden = true;
+  try {
+    const resp = await api("v1/vqa", { form: videoForm(video, { question, k: "3" }) });
+    if (video !== currentVideo) return;
+    const best = resp.answers[0];
+    els.videoAnswer.textContent = best ? `Answer: ${best.answer}` : "The model gave no answer.";
+    els.videoAnswer.hidden = false;
+    renderTimeline(els.answerTimeline, resp.segments);
+    setStatus(best ? `Answer: ${best.answer}` : "The model gave no answer.");
+  } catch (e) {
+    setStatus("");
+    showError(e.message);
+  }
+}
+
+function clearVideo() {
+  currentVideo = null;
+  clearUpload(els.videoPlayer, els.videoInput, els.videoPanel);
 }
 
 // ---- wiring ---------------------------------------------------------------------------------
@@ -394,6 +524,7 @@ els.keyForm.addEventListener("submit", async (event) => {
   await loadInfo();
   if (!els.keyForm.hidden) return; // the key was refused too
   if (lastSearch && lastSearch.kind === "image" && currentImage) useImage(currentImage);
+  else if (lastSearch && lastSearch.kind === "video" && currentVideo) useVideo(currentVideo);
   else if (lastSearch) runSearch(lastSearch);
   else els.query.focus();
 });
@@ -418,6 +549,15 @@ for (const control of [...document.querySelectorAll('input[name="media"]'), els.
 els.imageInput.addEventListener("change", () => useImage(els.imageInput.files[0]));
 els.vqaForm.addEventListener("submit", askQuestion);
 els.clearImage.addEventListener("click", clearImage);
+els.videoInput.addEventListener("change", () => useVideo(els.videoInput.files[0]));
+els.videoVqaForm.addEventListener("submit", askAboutVideo);
+els.clearVideo.addEventListener("click", clearVideo);
+for (const list of [els.captionTimeline, els.answerTimeline]) {
+  list.addEventListener("click", (event) => {
+    const button = event.target.closest("button");
+    if (button) seekTo(button);
+  });
+}
 // The browser cannot draw a broken file either; the service's error message says why.
 els.imagePreview.addEventListener("error", () => {
   if (!els.imagePreview.getAttribute("src")) return;
@@ -425,19 +565,21 @@ els.imagePreview.addEventListener("error", () => {
   els.previewNote.hidden = false;
 });
 
-for (const type of ["dragenter", "dragover"]) {
-  els.dropZone.addEventListener(type, (event) => {
+for (const [zone, use] of [[els.dropZone, useImage], [els.videoDropZone, useVideo]]) {
+  for (const type of ["dragenter", "dragover"]) {
+    zone.addEventListener(type, (event) => {
+      event.preventDefault();
+      zone.classList.add("dragging");
+    });
+  }
+  for (const type of ["dragleave", "drop"]) {
+    zone.addEventListener(type, () => zone.classList.remove("dragging"));
+  }
+  zone.addEventListener("drop", (event) => {
     event.preventDefault();
-    els.dropZone.classList.add("dragging");
+    use(event.dataTransfer.files[0]);
   });
 }
-for (const type of ["dragleave", "drop"]) {
-  els.dropZone.addEventListener(type, () => els.dropZone.classList.remove("dragging"));
-}
-els.dropZone.addEventListener("drop", (event) => {
-  event.preventDefault();
-  useImage(event.dataTransfer.files[0]);
-});
 // A file dropped anywhere else would navigate away from the page.
 window.addEventListener("dragover", (event) => event.preventDefault());
 window.addEventListener("drop", (event) => event.preventDefault());
