@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from index.build import to_gpus
 from index.publish import current_version, indexes_root, versions
 from index.store import MetaStore, Row
 from training.errors import XModalError
@@ -97,13 +98,7 @@ class LoadedIndex:
         except (OSError, json.JSONDecodeError) as e:
             raise XModalError(f"index {name!r} version {version!r}: unreadable manifest.json ({e})") from None
         self._index = _read_faiss(self.path / "index.faiss")
-        on_gpu = False
-        if faiss.get_num_gpus() > 0:
-            try:  # HNSW and refine wrappers have no GPU version and stay on CPU
-                self._index = faiss.index_cpu_to_all_gpus(self._index)
-                on_gpu = True
-            except RuntimeError:
-                pass
+        self._index, on_gpu = to_gpus(self._index)
         space = faiss.GpuParameterSpace() if on_gpu else faiss.ParameterSpace()
         if self.manifest.get("search_params"):
             space.set_index_parameters(self._index, self.manifest["search_params"])

@@ -5,9 +5,9 @@ names a model calls: `xmodal index/serve/train/eval --model`, `xmodal model`, th
     load_model("tiny-clip")                              a registry name: fresh weights
     load_model("openclip:ViT-B-32@laion2b_s34b_b79k")    an open_clip tag (HF cache; offline once cached)
     load_model("openclip:ViT-B-32@/w/model.safetensors") an open_clip architecture + a weights file
-    load_model("hf-hub:timm/ViT-B-16-SigLIP")            an open_clip repo on the HF hub (cache rules as above)
+    load_model("hf-hub:timm/ViT-B-16-SigLIP")            an open_clip repo on the HF hub (cache as above)
     load_model("local-dir:/w/snap"), load_model("/w/snap")   open_clip_config.json + weights (HF snapshot)
-    load_model("/w/clip-hf")                             a transformers CLIP/SigLIP dir (config.json model_type)
+    load_model("/w/clip-hf")                             a transformers CLIP/SigLIP dir (config.json)
 
 open_clip models are built by open_clip's create_model_and_transforms / get_tokenizer, transformers
 ones by AutoModel / AutoTokenizer / AutoImageProcessor, so each keeps its own tokenizer, context length,
@@ -108,14 +108,14 @@ def _quiet_open_clip(fn, *args, **kwargs):
         log.setLevel(level)
 
 
-def _openclip(ref: str, name: str, pretrained: str | None = None) -> OpenClipModel:
+def _openclip(ref: str, name: str, pretrained: str | None = None, **kwargs) -> OpenClipModel:
     """An open_clip model through open_clip's own constructors. `name`: a built-in architecture,
     "hf-hub:ORG/REPO" or "local-dir:PATH"; `pretrained`: a tag or weights file (built-ins only)."""
     import open_clip
 
     try:
         clip, _, preprocess = _quiet_open_clip(
-            open_clip.create_model_and_transforms, name, pretrained=pretrained, weights_only=True
+            open_clip.create_model_and_transforms, name, pretrained=pretrained, weights_only=True, **kwargs
         )
         tokenizer = open_clip.get_tokenizer(name)
         model_cfg = open_clip.get_model_config(name)
@@ -135,14 +135,17 @@ def _openclip_from_cfg(config: ModelConfig, weights_dir: Path | None = None) -> 
         cfg = {"model_cfg": config.openclip, "preprocess_cfg": config.openclip_preprocess or {}}
         (Path(tmp) / "open_clip_config.json").write_text(json.dumps(cfg))
         for f in weights_dir.glob("*") if weights_dir else ():
-            if f.is_file() and (f.name.startswith(("tokenizer", "special_tokens")) or f.suffix in (".txt", ".model")):
+            if f.is_file() and (
+                f.name.startswith(("tokenizer", "special_tokens")) or f.suffix in (".txt", ".model")
+            ):
                 (Path(tmp) / f.name).write_bytes(f.read_bytes())
         hf_tok = config.openclip.get("text_cfg", {}).get("hf_tokenizer_name")
         if hf_tok and not (Path(tmp) / "tokenizer_config.json").is_file():
             from transformers import AutoTokenizer
 
             AutoTokenizer.from_pretrained(hf_tok).save_pretrained(tmp)  # a registry config's own tokenizer
-        model = _openclip(config.name, f"{LOCAL_DIR_PREFIX}{tmp}")
+        # weights come from the caller's checkpoint, never from an HF text tower's own pretrained files
+        model = _openclip(config.name, f"{LOCAL_DIR_PREFIX}{tmp}", pretrained_text=False)
     model.config = config
     return model
 
@@ -184,7 +187,7 @@ def state_fingerprint(model: XModalModel) -> str:
     cfg = {k: v for k, v in asdict(model.config).items() if k not in ("name", "openclip_pretrained")}
     h.update(json.dumps(cfg, sort_keys=True, default=str).encode())
     for name, t in sorted(model.state_dict().items()):
-        t = t.detach().cpu().contiguous()
+        t = t.detach().cpu().contiguous().reshape(-1)
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()[:16]

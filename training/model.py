@@ -21,6 +21,7 @@ heads (`LitModel`, training/towers.py). `model.config` is the ModelConfig it was
 `save_model`/`load_model` (training/factory.py) can rebuild it exactly.
 """
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,14 +124,20 @@ class XModalModel(nn.Module):
     @torch.inference_mode()
     def embed_images(self, images: list[Image.Image]) -> torch.Tensor:
         """Convenience for callers outside the hot path: PIL images -> (B, D) normalised, on CPU."""
-        batch = torch.stack([self.preprocess(im) for im in images]).to(self.device)
-        return self.encode_image(batch, normalize=True).float().cpu()
+        from training.devices import inference_autocast, to_device
+
+        batch = to_device(torch.stack([self.preprocess(im) for im in images]), self.device)
+        with inference_autocast(self):
+            return self.encode_image(batch, normalize=True).float().cpu()
 
     @torch.inference_mode()
     def embed_texts(self, texts: list[str]) -> torch.Tensor:
         """Convenience: strings -> (B, D) normalised, on CPU."""
-        tokens = {k: v.to(self.device) for k, v in self.tokenize(texts).items()}
-        return self.encode_text(tokens, normalize=True).float().cpu()
+        from training.devices import inference_autocast, to_device
+
+        tokens = {k: to_device(v, self.device) for k, v in self.tokenize(texts).items()}
+        with inference_autocast(self):
+            return self.encode_text(tokens, normalize=True).float().cpu()
 
 
 class OpenClipModel(XModalModel):
@@ -147,7 +154,6 @@ class OpenClipModel(XModalModel):
         self.embed_dim = config.openclip["embed_dim"]
         size = clip.visual.image_size
         self.image_size = size if isinstance(size, int) else size[0]
-        self._token_dims: tuple[int, int] | None = None
 
     @property
     def logit_scale(self) -> nn.Parameter:
@@ -195,26 +201,21 @@ class OpenClipModel(XModalModel):
         states = self._intermediates(text=ids, text_indices=1)["text_intermediates"][-1]
         return states, ids != _pad_id(self.tokenizer)
 
-    def _dims(self) -> tuple[int, int]:
-        """(image token, text token) channels, read from one tiny forward (they depend on the towers)."""
-        if self._token_dims is None:
-            p = next(self.clip.parameters())
-            with torch.no_grad():
-                image = torch.zeros(1, 3, self.image_size, self.image_size, device=p.device)
-                ids = self.tokenize(["a"])
-                self._token_dims = (
-                    self.image_tokens(image).shape[-1],
-                    self.text_tokens({k: v.to(p.device) for k, v in ids.items()})[0].shape[-1],
-                )
-        return self._token_dims
-
-    @property
+    @functools.cached_property
     def image_token_dim(self) -> int:
-        return self._dims()[0]
+        """Channels of image_tokens(), from one tiny forward (they depend on the tower)."""
+        p = next(self.clip.parameters())
+        with torch.no_grad():
+            return self.image_tokens(
+                torch.zeros(1, 3, self.image_size, self.image_size, device=p.device)
+            ).shape[-1]
 
-    @property
+    @functools.cached_property
     def text_token_dim(self) -> int:
-        return self._dims()[1]
+        p = next(self.clip.parameters())
+        with torch.no_grad():
+            ids = {k: v.to(p.device) for k, v in self.tokenize(["a"]).items()}
+            return self.text_tokens(ids)[0].shape[-1]
 
     def generate_captions(
         self, images: list[Image.Image], beam_size: int = 3, max_len: int = 20, k: int = 1

