@@ -242,6 +242,21 @@ def model_dir_of(ref: str, models_dir: Path | None = None) -> Path | None:
     return None
 
 
+def reference_paths(ref: str) -> list[Path]:
+    """The files or folders a reference names on this disk (none for registry names, ids under
+    models_dir, open_clip tags and hub repos): what a caller may want to confine."""
+    if ref.startswith(LOCAL_DIR_PREFIX):
+        return [Path(ref[len(LOCAL_DIR_PREFIX) :]).expanduser()]
+    if ref.startswith(OPENCLIP_PREFIX):
+        weights = ref.partition("@")[2]
+        return [Path(weights).expanduser()] if weights.endswith(WEIGHT_SUFFIXES) or "/" in weights else []
+    if ref.startswith(HF_HUB_PREFIX):
+        return []
+    if "/" in ref or ref.startswith((".", "~")):
+        return [Path(ref).expanduser()]
+    return []
+
+
 def _is_xmodal_dir(path: Path) -> bool:
     try:
         return "kind" in json.loads((path / "config.json").read_text())
