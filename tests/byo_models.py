@@ -21,8 +21,17 @@ TINY_VIT = {
     "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
     "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
 }
-# a SigLIP-style config: sigmoid scores with a learned bias (open_clip's init_logit_bias)
-TINY_SIGLIP = {**TINY_VIT, "init_logit_bias": -10.0}
+# a SigLIP-style config as open_clip's ViT-B-16-SigLIP: sigmoid scores with a learned bias, a text tower
+# without causal mask pooled at its last token, and an HF tokenizer named by the hub repo itself
+SIGLIP_REPO = "org/tiny-siglip"
+TINY_SIGLIP = {
+    "embed_dim": 32,
+    "init_logit_bias": -10.0,
+    "vision_cfg": TINY_VIT["vision_cfg"],
+    "text_cfg": {"context_length": 16, "vocab_size": 30522, "hf_tokenizer_name": SIGLIP_REPO,
+                 "tokenizer_kwargs": {"clean": "canonicalize"}, "width": 32, "heads": 2, "layers": 1,
+                 "no_causal_mask": True, "proj_bias": True, "pool_type": "last"},
+}  # fmt: skip
 TINY_COCA = {
     "embed_dim": 32,
     "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8,
@@ -154,3 +163,43 @@ def hf_dual_encoder(dest: Path, kind: str, seed: int = 0) -> Path:
     tok.save_pretrained(str(dest))
     proc.save_pretrained(str(dest))
     return dest
+
+
+def build_layouts(root: Path) -> dict:
+    """Every layout the resolver reads, under `root`: {form name: reference}, plus "hub_cache" (point
+    HF_HUB_CACHE there) and the snapshots. The tiny architectures join open_clip's registry (its
+    add_model_config), as `openclip:ARCH@file` needs a known ARCH."""
+    import open_clip
+
+    hftext = tiny_hf_text(root)
+    archs = root / "archs"
+    archs.mkdir(parents=True, exist_ok=True)
+    for name, cfg in {"tiny-vit": TINY_VIT, "tiny-coca": TINY_COCA, "tiny-hftext": hftext}.items():
+        (archs / f"{name}.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(archs)
+    snaps = {
+        "vit": write_snapshot(root / "snap-vit", TINY_VIT, seed=1),
+        "hftext": write_snapshot(root / "snap-hftext", hftext, seed=2, hf_tokenizer=True),
+        "coca": write_snapshot(root / "snap-coca", TINY_COCA, seed=3),
+        "siglip": write_snapshot(root / "snap-siglip", TINY_SIGLIP, seed=4, hf_tokenizer=True),
+    }
+    # timm's hub repos hold a timm config.json beside open_clip's files (transformers reads it first)
+    timm_cfg = {"architecture": "vit_tiny_siglip", "num_classes": 0, "pretrained_cfg": {"tag": "test"}}
+    (snaps["siglip"] / "config.json").write_text(json.dumps(timm_cfg))
+    cache = root / "hub"
+    for name, snap in snaps.items():
+        hub_cache(cache, SIGLIP_REPO if name == "siglip" else f"org/tiny-{name}", snap)
+    refs = {
+        "local-dir vit": f"local-dir:{snaps['vit']}",
+        "bare dir hftext": str(snaps["hftext"]),
+        "local-dir coca": f"local-dir:{snaps['coca']}",
+        "file vit .bin": f"openclip:tiny-vit@{weights_file(snaps['vit'], root / 'vit.bin', '.bin')}",
+        "file coca": f"openclip:tiny-coca@{weights_file(snaps['coca'], root / 'coca.safetensors')}",
+        "file hftext .pt": f"openclip:tiny-hftext@{weights_file(snaps['hftext'], root / 'hftext.pt', '.pt')}",
+        "hf-hub vit": "hf-hub:org/tiny-vit",
+        "hf-hub siglip": f"hf-hub:{SIGLIP_REPO}",
+        "hf-hub coca": "hf-hub:org/tiny-coca",
+        "transformers clip": str(hf_dual_encoder(root / "hf-clip", "clip", seed=5)),
+        "transformers siglip": str(hf_dual_encoder(root / "hf-siglip", "siglip", seed=6)),
+    }
+    return {"refs": refs, "snapshots": snaps, "hub_cache": cache, "root": root}
