@@ -203,3 +203,68 @@ def build_layouts(root: Path) -> dict:
         "transformers siglip": str(hf_dual_encoder(root / "hf-siglip", "siglip", seed=6)),
     }
     return {"refs": refs, "snapshots": snaps, "hub_cache": cache, "root": root}
+
+
+def direct_model(ref: str):
+    """The model `ref` names, built by open_clip or transformers alone (no xmodal code):
+    (encode_images(PIL list) -> (N, D), encode_texts(str list) -> (N, D), rule(image (D,), labels (L, D)))."""
+    import torch.nn.functional as F
+
+    if (
+        ref.startswith(("openclip:", "hf-hub:", "local-dir:"))
+        or (Path(ref) / "open_clip_config.json").is_file()
+    ):
+        import open_clip
+
+        if ref.startswith("openclip:"):
+            name, _, pretrained = ref[len("openclip:") :].partition("@")
+        else:
+            name, pretrained = (
+                (ref if ref.startswith(("hf-hub:", "local-dir:")) else f"local-dir:{ref}"),
+                None,
+            )
+        clip, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained)
+        tokenizer = open_clip.get_tokenizer(name)
+        clip.eval()
+
+        def images(ims):
+            return clip.encode_image(
+                torch.stack([preprocess(im.convert("RGB")) for im in ims]), normalize=True
+            )
+
+        def texts(ts):
+            return clip.encode_text(tokenizer(ts), normalize=True)
+
+        scale, bias = clip.logit_scale, clip.logit_bias
+    else:
+        from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+
+        hf = AutoModel.from_pretrained(ref).eval()
+        tok, proc = AutoTokenizer.from_pretrained(ref), AutoImageProcessor.from_pretrained(ref)
+        n = hf.config.text_config.max_position_embeddings
+
+        def images(ims):
+            pixels = proc(images=[im.convert("RGB") for im in ims], return_tensors="pt")["pixel_values"]
+            return F.normalize(hf.get_image_features(pixel_values=pixels).pooler_output, dim=-1)
+
+        def texts(ts):
+            t = tok(ts, padding="max_length", max_length=n, truncation=True, return_tensors="pt")
+            out = hf.get_text_features(input_ids=t["input_ids"], attention_mask=t["attention_mask"])
+            return F.normalize(out.pooler_output, dim=-1)
+
+        scale, bias = hf.logit_scale, getattr(hf, "logit_bias", None)
+
+    def rule(image, labels):
+        cos = labels @ image
+        if bias is not None:  # SigLIP: independent sigmoids with the learned bias
+            return torch.sigmoid(scale.exp() * cos + bias)
+        return torch.softmax(scale.exp().clamp(max=100) * cos, 0)
+
+    def no_grad(fn):
+        def run(*a):
+            with torch.no_grad():
+                return fn(*a).float()
+
+        return run
+
+    return no_grad(images), no_grad(texts), no_grad(rule)

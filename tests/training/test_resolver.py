@@ -172,7 +172,10 @@ def test_bad_references_get_one_clear_line(byo_layouts, tmp_path):
 def test_bad_reference_on_the_cli_is_one_line_and_exit_2(byo_layouts, tmp_path):
     cli = [sys.executable, "-c", "from app.cli import main; main()"]
     out = subprocess.run(
-        [*cli, "model", "show", f"openclip:tiny-vit@{tmp_path}/x.pt"], capture_output=True, text=True, timeout=120
+        [*cli, "model", "show", f"openclip:tiny-vit@{tmp_path}/x.pt"],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().startswith("error: model ") and len(out.stderr.strip().splitlines()) == 1

