@@ -171,6 +171,38 @@ def create_model(name: str, checkpoint: str | Path | None = None, pretrained: bo
     return model.eval()
 
 
+def starting_model(
+    ref: str,
+    unlock_image_blocks: int = 0,
+    unlock_text_layers: int = 0,
+    lock_image: bool = False,
+    lock_text: bool = False,
+) -> XModalModel:
+    """What `xmodal train --model REF` starts from. A registry name (or a bare openclip:ARCH) builds fresh
+    weights, pretrained towers loaded; any other reference continues from its weights, heads kept.
+    `unlock_*` free a LiT model's top blocks; `lock_*` freeze another model's towers (LiT on a CLIP)."""
+    unlock = {"unlock_image_blocks": unlock_image_blocks, "unlock_text_layers": unlock_text_layers}
+    fresh = model_dir_of(ref) is None and (
+        ref in _registry() or (ref.startswith(OPENCLIP_PREFIX) and "@" not in ref)
+    )
+    if fresh:
+        config = get_model_config(ref)
+        if config.kind == "lit":
+            config.lit = {**(config.lit or {}), **unlock}
+        model = build_model(config, pretrained=True)
+    else:
+        model = load_model(ref)
+        if model.config.kind == "lit" and any(unlock.values()):
+            model.config.lit = {**model.config.lit, **unlock}
+            model.image_net.unlock(unlock_image_blocks)
+            model.text_net.unlock(unlock_text_layers)
+            model.image_locked, model.text_locked = unlock_image_blocks == 0, unlock_text_layers == 0
+    if model.config.kind != "lit" and any(unlock.values()):
+        raise XModalError(f"--unlock-* applies to LiT models; {ref!r} trains all of its weights")
+    model.lock_towers(lock_image, lock_text)
+    return model
+
+
 def fingerprint_files(*paths: Path) -> str:
     h = hashlib.sha256()
     for p in paths:

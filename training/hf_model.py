@@ -59,6 +59,17 @@ class HFDualEncoder(XModalModel):
         self.tokenizer.save_pretrained(str(out))
         self.processor.save_pretrained(str(out))
 
+    def lock_towers(self, image: bool, text: bool) -> None:
+        """Freezes a tower with its projection (CLIP's visual/text_projection; SigLIP's heads are inside)."""
+        for on, parts in (
+            (image, ("vision_model", "visual_projection")),
+            (text, ("text_model", "text_projection")),
+        ):
+            for name in parts if on else ():
+                part = getattr(self.hf, name, None)
+                if part is not None:
+                    part.requires_grad_(False)
+
     @property
     def logit_scale(self) -> nn.Parameter:
         return self.hf.logit_scale

@@ -78,6 +78,12 @@ class XModalModel(nn.Module):
     text_locked: bool = False
     logit_bias = None  # SigLIP-style models: the learned bias of their sigmoid scores
 
+    def lock_towers(self, image: bool, text: bool) -> None:
+        """Freezes the image and/or text tower for fine-tuning (LiT: a locked pretrained image tower).
+        Models whose towers are locked by their config (LitModel) only check that they are."""
+        if (image and not self.image_locked) or (text and not self.text_locked):
+            raise XModalError("--lock-image/--lock-text contradict --unlock-* for this model")
+
     def zero_shot_probs(self, image: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Zero-shot label probabilities by the model's own rule: image (D,), labels (L, D), both
         normalised -> (L,). CLIP: softmax over scaled cosines; SigLIP (a logit bias): independent sigmoids."""
@@ -216,6 +222,16 @@ class OpenClipModel(XModalModel):
         with torch.no_grad():
             ids = {k: v.to(p.device) for k, v in self.tokenize(["a"]).items()}
             return self.text_tokens(ids)[0].shape[-1]
+
+    def lock_towers(self, image: bool, text: bool) -> None:
+        """open_clip's own LiT locking (lock_image_tower / lock_text_tower, or the tower's lock() where
+        the model class has no such method, as CoCa)."""
+        if image:
+            lock = getattr(self.clip, "lock_image_tower", None) or self.clip.visual.lock
+            lock(unlocked_groups=0, freeze_bn_stats=True)
+        if text:
+            lock = getattr(self.clip, "lock_text_tower", None) or self.clip.text.lock
+            lock(unlocked_layers=0, freeze_layer_norm=True)
 
     def generate_captions(
         self, images: list[Image.Image], beam_size: int = 3, max_len: int = 20, k: int = 1
