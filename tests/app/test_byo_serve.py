@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from index.cli import main as index_main
@@ -123,3 +124,42 @@ def test_hot_swap_between_two_references_loses_no_request(hub_offline, photo_dir
             "/v1/admin/models/activate", json={"model": a, "indexes": {"photos": "v0001"}}, headers=AUTH
         )
         assert r.status_code == 409 and "fingerprint" in r.json()["detail"]
+
+
+def test_coca_trained_a_few_steps_captions_its_images_through_the_api(tmp_path, photo_dir, home_dir):
+    """Trained with open_clip's own forward (teacher-forced caption loss), saved as a snapshot, served:
+    /v1/caption runs our beam search over the CoCa decoder, not open_clip's generate."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    from tests.byo_models import TINY_COCA, write_snapshot
+
+    snap = write_snapshot(tmp_path / "coca", TINY_COCA, seed=0)
+    clip, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{snap}")
+    tokenizer = open_clip.get_tokenizer(f"local-dir:{snap}")
+    captions = {"img0.png": "a red apple on a table", "img2.png": "blue sky over the sea",
+                "img4.png": "a black cat sleeping"}  # fmt: skip
+    pixels = torch.stack([preprocess(Image.open(photo_dir / f).convert("RGB")) for f in captions])
+    text = tokenizer(list(captions.values()))
+    opt = torch.optim.AdamW(clip.parameters(), lr=5e-3)
+    clip.train()
+    for _ in range(60):
+        out = clip(pixels, text)  # logits (B, T-1, V) for labels text[:, 1:]
+        loss = torch.nn.functional.cross_entropy(
+            out["logits"].permute(0, 2, 1), out["labels"], ignore_index=0
+        )
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    save_file(
+        {k: v.detach().contiguous() for k, v in clip.state_dict().items()},
+        str(snap / "open_clip_model.safetensors"),
+    )
+    with start(make_settings(home_dir, str(snap))) as c:
+        for name, caption in captions.items():
+            r = c.post(
+                "/v1/caption", files={"image": (name, (photo_dir / name).read_bytes())}, data={"k": "2"}
+            )
+            assert r.status_code == 200, r.text
+            got = r.json()["captions"]
+            assert got[0]["text"] == caption and len(got) == 2 and got[0]["score"] >= got[1]["score"]
