@@ -43,8 +43,26 @@ def build_index(model: str, images: Path) -> float:
 
     t0 = time.perf_counter()
     workers = str(min(8, os.cpu_count() or 1))
-    index_main(["build", "--model", model, "--name", "gpu", "--dir", str(images), "--factory", "Flat",
-                "--batch-size", "256", "--workers", workers, "--device", "auto", "--no-progress"])  # fmt: skip
+    index_main(
+        [
+            "build",
+            "--model",
+            model,
+            "--name",
+            "gpu",
+            "--dir",
+            str(images),
+            "--factory",
+            "Flat",
+            "--batch-size",
+            "256",
+            "--workers",
+            workers,
+            "--device",
+            "auto",
+            "--no-progress",
+        ]
+    )
     return time.perf_counter() - t0
 
 
