@@ -2,6 +2,8 @@
 
     bench/gpu.sh                       # on a GPU host; on CPU it says it needs a GPU and exits 0
     .venv/bin/python bench/gpu.py --images 2048 --seconds 20
+    .venv/bin/python bench/gpu.py --device cpu --clip REF --coca REF --images 32 --seconds 2 --out /tmp/b.md
+                                       # a smoke run of the script itself on CPU, with tiny models
 
 ViT-B-32 and coca_ViT-B-32 with random weights (no download; throughput does not depend on the
 weights) are imported as model dirs; synthetic 256 px JPEGs are indexed with `xmodal index build
@@ -12,6 +14,7 @@ clients and /v1/caption through the CoCa decoder. Figures land in BENCHMARKS.md 
 import argparse
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,7 +40,7 @@ def make_images(folder: Path, n: int) -> None:
         (folder / f"{i:05d}.txt").write_text(f"synthetic picture number {i}")
 
 
-def build_index(model: str, images: Path) -> float:
+def build_index(model: str, images: Path, device: str) -> float:
     """`xmodal index build --device auto` of `images` into index `gpu`; returns the seconds it took."""
     from index.cli import main as index_main
 
@@ -66,8 +69,8 @@ def build_index(model: str, images: Path) -> float:
     return time.perf_counter() - t0
 
 
-def serve(model: str, home: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "XMODAL_HOME": str(home), "XMODAL_ADMIN_TOKEN": ADMIN, "XMODAL_DEVICE": "auto"}
+def serve(model: str, home: Path, port: int, device: str) -> subprocess.Popen:
+    env = {**os.environ, "XMODAL_HOME": str(home), "XMODAL_ADMIN_TOKEN": ADMIN, "XMODAL_DEVICE": device}
     cmd = [sys.executable, "-m", "app.serve", "--host", "127.0.0.1", "--port", str(port), "--model", model,
            "--index", "gpu", "--log-level", "warning"]  # fmt: skip
     return subprocess.Popen(cmd, cwd=ROOT, env=env)
@@ -83,32 +86,22 @@ def caption_rate(base: str, image: bytes, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def main(argv: list[str] | None = None) -> None:
-    import torch
-
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--images", type=int, default=4096)
-    p.add_argument("--seconds", type=float, default=15.0, help="per client level")
-    p.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
-    args = p.parse_args(argv)
-    if not torch.cuda.is_available():
-        print("bench/gpu.py needs a CUDA GPU; nothing run.")
-        return
-    home = Path(tempfile.mkdtemp(prefix="xmodal-gpu-"))
+def measure(args, home: Path) -> tuple[float, list[dict], float]:
+    """(images/s embedded, search rows per client level, captions/s) in the fresh XMODAL_HOME `home`."""
     os.environ["XMODAL_HOME"] = str(home)
     from training.model_cli import main as model_main
 
-    for ref, name in (("openclip:ViT-B-32", "vitb32"), ("openclip:coca_ViT-B-32", "coca")):
+    for ref, name in ((args.clip, "vitb32"), (args.coca, "coca")):
         model_main(["import", ref, "--name", name])
     make_images(home / "images", args.images)
-    embed_rate = args.images / build_index("vitb32", home / "images")
+    embed_rate = args.images / build_index("vitb32", home / "images", args.device)
     rows = []
     for model in ("vitb32", "coca"):
         if model == "coca":  # the CoCa serves captions; it needs its own index to start
-            build_index("coca", home / "images")
+            build_index("coca", home / "images", args.device)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        proc = serve(model, home, port)
+        proc = serve(model, home, port, args.device)
         try:
             wait_ready(base, proc)
             if model == "vitb32":
@@ -120,7 +113,30 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             proc.terminate()
             proc.wait(30)
-    gpu = torch.cuda.get_device_name(0)
+    return embed_rate, rows, caps
+
+
+def main(argv: list[str] | None = None) -> None:
+    import torch
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--images", type=int, default=4096)
+    p.add_argument("--seconds", type=float, default=15.0, help="per client level")
+    p.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    p.add_argument("--device", default="auto", help="auto needs CUDA; cpu makes a smoke run")
+    p.add_argument("--clip", default="openclip:ViT-B-32", help="model reference for search")
+    p.add_argument("--coca", default="openclip:coca_ViT-B-32", help="model reference for captions")
+    args = p.parse_args(argv)
+    if args.device == "auto" and not torch.cuda.is_available():
+        print("bench/gpu.py needs a CUDA GPU; nothing run.")
+        return
+    home = Path(tempfile.mkdtemp(prefix="xmodal-gpu-"))
+    try:
+        embed_rate, rows, caps = measure(args, home)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)  # two imported models and the images: gigabytes
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"no GPU (device {args.device})"
+
     table = "\n".join(
         f"| {r['clients']} | {r['rps']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['failed']} |" for r in rows
     )
@@ -129,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         "gpu",
         f"""## GPU device check (bench/gpu.sh)
 
-{gpu}, torch {torch.__version__}, device auto, bf16 autocast; ViT-B-32 / coca_ViT-B-32 with random weights.
+{gpu}, torch {torch.__version__}, device {args.device}; {args.clip} / {args.coca} with random weights.
 
 - index build: {args.images} synthetic 256 px JPEGs at **{embed_rate:.0f} images/s** (decode included)
 - /v1/caption (CoCa decoder, our beam search, beam 3): **{caps:.1f} captions/s** from one client

@@ -56,6 +56,21 @@ def test_open_clip_forms_match_open_clip_itself(hub_offline, form):
     assert type(ours.clip) is type(clip) and ours.fingerprint
 
 
+def test_openclip_tag_loads_from_the_hf_cache_offline(hub_offline, monkeypatch):
+    """`openclip:ARCH@TAG` downloads through open_clip's pretrained table into the HF cache; offline, the
+    cached copy serves. The tiny architecture gets a tag in that table (real tags are real-size models)."""
+    from open_clip import pretrained
+
+    cfg = pretrained._pcfg(hf_hub="org/tiny-vit/", **PREPROCESS)
+    monkeypatch.setitem(pretrained._PRETRAINED, "tiny-vit", {"tinytag": cfg})
+    ours = load_model("openclip:tiny-vit@tinytag")
+    direct = load_model(hub_offline["refs"]["hf-hub vit"])
+    assert ours.fingerprint == direct.fingerprint  # same weights and preprocessing, by another form
+    assert torch.allclose(ours.embed_images(images()), direct.embed_images(images()), atol=1e-6)
+    with pytest.raises(XModalError, match="tinytag-missing"):
+        load_model("openclip:tiny-vit@tinytag-missing")
+
+
 def test_open_clip_classes_come_from_open_clip(byo_layouts):
     kinds = {
         f: type(load_model(byo_layouts["refs"][f]).clip).__name__
