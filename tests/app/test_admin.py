@@ -2,9 +2,8 @@
 
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 
-from tests.app.conftest import ADMIN, publish_index, start
+from tests.app.conftest import ADMIN, publish_index, start, while_swapping
 
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
@@ -92,37 +91,20 @@ def test_reload_index_version_and_bad_version(settings, tiny_model_dir, media_di
 def test_no_request_fails_across_hot_swaps(settings, tiny_model_dir, tiny_model_b_dir, media_dir):
     publish_index(tiny_model_b_dir, media_dir, settings.home)  # v0002 by b
     publish_index(tiny_model_dir, media_dir, settings.home)  # v0003 by a (CURRENT)
+    image = (media_dir / "img1.png").read_bytes()
     with start(settings) as c:
-        stop = time.monotonic() + 60
 
-        def hammer(i):
-            codes = []
-            while len(codes) < 25 and time.monotonic() < stop:
-                if i % 2:
-                    r = c.post("/v1/search/text", json={"query": f"query {len(codes)}", "k": 3})
-                else:
-                    r = c.post(
-                        "/v1/search/image", files={"image": ("x.png", (media_dir / "img1.png").read_bytes())}
-                    )
-                codes.append(r.status_code)
-            return codes
+        def request(i, n):
+            if i % 2:
+                return c.post("/v1/search/text", json={"query": f"query {n}", "k": 3})
+            return c.post("/v1/search/image", files={"image": ("x.png", image)})
 
-        with ThreadPoolExecutor(4) as pool:
-            futures = [pool.submit(hammer, i) for i in range(4)]
-            swaps = [
-                c.post(
-                    "/v1/admin/models/activate",
-                    json={"model": _install(tiny_model_b_dir, settings.home), "indexes": {"demo": "v0002"}},
-                    headers=AUTH,
-                ),
-                c.post(
-                    "/v1/admin/models/activate",
-                    json={"model": _install(tiny_model_dir, settings.home)},
-                    headers=AUTH,
-                ),
-                c.post("/v1/admin/indexes/demo/reload", json={"version": "v0001"}, headers=AUTH),
-            ]
-            codes = [code for f in futures for code in f.result()]
+        codes, swaps = while_swapping(c, request, [
+            ("/v1/admin/models/activate",
+             {"model": _install(tiny_model_b_dir, settings.home), "indexes": {"demo": "v0002"}}),
+            ("/v1/admin/models/activate", {"model": _install(tiny_model_dir, settings.home)}),
+            ("/v1/admin/indexes/demo/reload", {"version": "v0001"}),
+        ])  # fmt: skip
         assert [s.status_code for s in swaps] == [200, 200, 200], [s.text for s in swaps]
         assert len(codes) == 100 and set(codes) == {200}
 

@@ -3,8 +3,6 @@ text search and /v1/classify as open_clip / transformers used directly would; ho
 references loses no request; a CoCa trained a few steps captions its images through /v1/caption."""
 
 import os
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +11,7 @@ import torch
 from PIL import Image
 
 from index.cli import main as index_main
-from tests.app.conftest import ADMIN, make_settings, start
+from tests.app.conftest import ADMIN, make_settings, start, while_swapping
 from tests.byo_models import direct_model
 
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -87,35 +85,16 @@ def test_hot_swap_between_two_references_loses_no_request(hub_offline, photo_dir
     build_index(b, photo_dir)  # v0001 by b
     build_index(a, photo_dir)  # v0002 by a: CURRENT
     with start(make_settings(home_dir, a)) as c:
-        stop = time.monotonic() + 60
 
-        def hammer(i):
-            codes = []
-            while len(codes) < 20 and time.monotonic() < stop:
-                r = c.post("/v1/search/text", json={"query": f"query {i} {len(codes)}", "k": 3})
-                codes.append(r.status_code)
-            return codes
+        def request(i, n):
+            return c.post("/v1/search/text", json={"query": f"query {i} {n}", "k": 3})
 
-        with ThreadPoolExecutor(4) as pool:
-            futures = [pool.submit(hammer, i) for i in range(4)]
-            swaps = [
-                c.post(
-                    "/v1/admin/models/activate",
-                    json={"model": b, "indexes": {"photos": "v0001"}},
-                    headers=AUTH,
-                ),
-                c.post(
-                    "/v1/admin/models/activate",
-                    json={"model": a, "indexes": {"photos": "v0002"}},
-                    headers=AUTH,
-                ),
-                c.post(
-                    "/v1/admin/models/activate",
-                    json={"model": b, "indexes": {"photos": "v0001"}},
-                    headers=AUTH,
-                ),
-            ]
-            codes = [code for f in futures for code in f.result()]
+        activate = "/v1/admin/models/activate"
+        codes, swaps = while_swapping(c, request, [
+            (activate, {"model": b, "indexes": {"photos": "v0001"}}),
+            (activate, {"model": a, "indexes": {"photos": "v0002"}}),
+            (activate, {"model": b, "indexes": {"photos": "v0001"}}),
+        ], per_client=20)  # fmt: skip
         assert [s.status_code for s in swaps] == [200, 200, 200], [s.text for s in swaps]
         assert len(codes) == 80 and set(codes) == {200}
         assert c.get("/readyz").json()["model"] == b
