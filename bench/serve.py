@@ -150,12 +150,19 @@ async def _post(reader, writer, host: str, path: str, body: bytes) -> int:
 
 
 async def load(
-    base: str, clients: int, n: int, seconds: float, texts: list[str], stop: asyncio.Event | None = None
+    base: str,
+    clients: int,
+    n: int,
+    seconds: float,
+    texts: list[str],
+    stop: asyncio.Event | None = None,
+    path: str = "/v1/search/text",
+    body=lambda text: {"query": text, "k": 12},
 ) -> dict:
     """`clients` concurrent loops, one keep-alive connection each, sharing `n` requests (stopping after
-    `seconds`, or once `stop` is set)."""
+    `seconds`, or once `stop` is set). Each POSTs `body(text)` to `path` (another service: bench/peer.py)."""
     host, port = base.removeprefix("http://").split(":")
-    bodies = [json.dumps({"query": t, "k": 12}).encode() for t in texts]
+    bodies = [json.dumps(body(t)).encode() for t in texts]
     latencies, failures, counter = [], 0, iter(range(n))
     deadline = time.monotonic() + seconds
 
@@ -168,7 +175,7 @@ async def load(
                     return
                 t0 = time.perf_counter()
                 try:
-                    ok = await _post(reader, writer, host, "/v1/search/text", bodies[i % len(bodies)]) == 200
+                    ok = await _post(reader, writer, host, path, bodies[i % len(bodies)]) == 200
                 except (OSError, asyncio.IncompleteReadError, ValueError):
                     ok = False
                     writer.close()

@@ -95,6 +95,9 @@ def write_snapshot(dest: Path, model_cfg: dict, seed: int = 0, hf_tokenizer: boo
         copy_tokenizer(dest)
     torch.manual_seed(seed)
     clip = open_clip.create_model(f"local-dir:{dest}", pretrained_text=False)
+    decoder = getattr(clip, "text_decoder", None)
+    if decoder is not None:  # open_clip 3.3 leaves a CoCa decoder's output projection as torch.empty
+        torch.nn.init.normal_(decoder.text_projection, std=decoder.width**-0.5)
     save_file(
         {k: v.contiguous() for k, v in clip.state_dict().items()}, str(dest / "open_clip_model.safetensors")
     )
