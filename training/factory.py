@@ -284,7 +284,7 @@ def reference_paths(ref: str) -> list[Path]:
         return [Path(weights).expanduser()] if weights.endswith(WEIGHT_SUFFIXES) or "/" in weights else []
     if ref.startswith(HF_HUB_PREFIX):
         return []
-    if "/" in ref or ref.startswith((".", "~")):
+    if "/" in ref or ref.startswith((".", "~")) or Path(ref).exists():  # a bare word can be a folder here
         return [Path(ref).expanduser()]
     return []
 
