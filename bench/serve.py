@@ -158,9 +158,11 @@ async def load(
     stop: asyncio.Event | None = None,
     path: str = "/v1/search/text",
     body=lambda text: {"query": text, "k": 12},
+    keep_alive: bool = True,
 ) -> dict:
     """`clients` concurrent loops, one keep-alive connection each, sharing `n` requests (stopping after
-    `seconds`, or once `stop` is set). Each POSTs `body(text)` to `path` (another service: bench/peer.py)."""
+    `seconds`, or once `stop` is set). Each POSTs `body(text)` to `path` (another service: bench/peer.py);
+    `keep_alive=False` opens a connection per request, for servers that answer `Connection: close`."""
     host, port = base.removeprefix("http://").split(":")
     bodies = [json.dumps(body(t)).encode() for t in texts]
     latencies, failures, counter = [], 0, iter(range(n))
@@ -178,6 +180,9 @@ async def load(
                     ok = await _post(reader, writer, host, path, bodies[i % len(bodies)]) == 200
                 except (OSError, asyncio.IncompleteReadError, ValueError):
                     ok = False
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, int(port))
+                if not keep_alive:  # the connection time is part of that server's latency
                     writer.close()
                     reader, writer = await asyncio.open_connection(host, int(port))
                 latencies.append((time.perf_counter() - t0) * 1000)
