@@ -58,3 +58,16 @@ def test_lock_flags_and_unknown_references_are_clear(hub_offline, tmp_path):
         _train(hub_offline["refs"]["hf-hub vit"], tmp_path / "m", "--unlock-image-blocks", "1")
     with pytest.raises(XModalError, match="weights file .* not found"):
         _train(f"openclip:tiny-vit@{tmp_path}/none.safetensors", tmp_path / "m")
+
+
+def test_eval_takes_a_reference_and_prints_without_a_card(hub_offline, capsys):
+    """`xmodal eval --model hf-hub:...`: same metrics as for a saved dir; nothing to write a card into."""
+    from training.eval_cli import main as eval_main
+    from training.evaluate import evaluate_model
+
+    make_corpus()
+    ref = hub_offline["refs"]["hf-hub siglip"]
+    eval_main(["--model", ref, "--retrieval", "shapes", "--classify", "shapes", "--device", "cpu"])
+    printed = capsys.readouterr().out
+    want = evaluate_model(load_model(ref), {}, "shapes", "shapes", None)["shapes/test"]
+    assert f"t2i_R@10={want['t2i_R@10']:.4f}" in printed
