@@ -22,7 +22,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -95,22 +94,6 @@ def start_clip_back(venv: Path, weights: Path, indices: Path, port: int, threads
     return subprocess.Popen(cmd, cwd=indices.parent, env=env)
 
 
-def wait_clip_back(base: str, proc: subprocess.Popen, timeout_s: float = 600) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"clip back exited with code {proc.returncode}")
-        try:
-            if httpx.post(base + "/indices-list", timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"clip back not ready within {timeout_s:.0f} s")
-
-
 def clip_back_body(text: str) -> dict:
     """The same query as xmodal's: 12 results, no dedup, no safety filter, text -> image vectors."""
     return {"text": text, "modality": "image", "num_images": 12, "indice_name": "peer", "deduplicate": False,
@@ -152,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
             # werkzeug, clip back's server, answers `Connection: close`: a connection per request
             kw = {"path": "/knn-service", "body": clip_back_body, "keep_alive": False}
         try:
-            (wait_ready if name == "xmodal" else wait_clip_back)(base, proc)
+            wait_ready(base, proc, path="/readyz" if name == "xmodal" else "/indices-list")
             rows += run(name, base, args, texts, **kw)
         finally:
             proc.terminate()

@@ -116,7 +116,8 @@ def start_server(model_dir: Path, home: Path, batching: bool, threads: int, port
     return subprocess.Popen(cmd, cwd=ROOT, env=env)
 
 
-def wait_ready(base: str, proc: subprocess.Popen, timeout_s: float = 600) -> None:
+def wait_ready(base: str, proc: subprocess.Popen, timeout_s: float = 600, path: str = "/readyz") -> None:
+    """Until GET `path` answers 200 (another service names its own path: bench/peer.py)."""
     import httpx
 
     deadline = time.monotonic() + timeout_s
@@ -124,7 +125,7 @@ def wait_ready(base: str, proc: subprocess.Popen, timeout_s: float = 600) -> Non
         if proc.poll() is not None:
             raise SystemExit(f"server exited with code {proc.returncode}")
         try:
-            if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+            if httpx.get(base + path, timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
