@@ -24,11 +24,13 @@ def _register() -> None:
     from index.cli import cli as index_cli
     from training.data.cli import cli as data_cli
     from training.eval_cli import cli as eval_cli
+    from training.model_cli import cli as model_cli
     from training.train import cli as train_cli
 
     xmodal.add_typer(data_cli, name="data", help="Prepare, import and list corpora.")
     xmodal.add_typer(train_cli, name="train", help="Train a dual encoder (and heads).")
     xmodal.add_typer(eval_cli, name="eval", help="Evaluate a model: retrieval, zero-shot, VQA, captions.")
+    xmodal.add_typer(model_cli, name="model", help="Show or import a model reference.")
     xmodal.add_typer(index_cli, name="index", help="Build and update FAISS indexes.")
     xmodal.add_typer(serve_cli, name="serve", help="Serve the REST API and the web page.")
     xmodal.add_typer(demo_cli, name="demo", help="Prepare corpora, train, index and serve the default.")

@@ -5,6 +5,7 @@ XMODAL_ADMIN_TOKEN=...                    XMODAL_LIMITS__MAX_K=100
 """
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,10 +69,12 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(default_factory=xmodal_home)  # artifacts root: models/, indexes/
-    model: str | None = None  # model dir, model id under <home>/models, or registry name; None: newest
+    model: str | None = None  # any model reference (training/factory.py load_model); None: newest dir
     indexes: list[str] | None = None  # index names to load; None: every index under <home>/indexes
     default_index: str | None = None  # None: the first loaded index
-    device: str = "cpu"
+    device: str = "auto"  # auto (CUDA when available), cpu, cuda or cuda:N (index and eval: --device)
+    # inference dtype on CUDA: auto (bf16, fp16 without bf16 support) or forced fp32/bf16/fp16; CPU: fp32
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     # torch and FAISS (OpenMP) threads for inference; None keeps their default (all cores). 1 is often
     # faster on a busy shared host, where OpenMP threads wait on each other
     torch_threads: int | None = Field(None, ge=1)

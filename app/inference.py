@@ -10,12 +10,14 @@ from PIL import Image
 from app.batching import MicroBatcher, Pipeline
 from app.config import BatchSettings
 from app.graphs import text_encoder
+from training.devices import inference_autocast, to_device
 
 
 def _text_forward(model, texts: list[str]) -> torch.Tensor:
     # tokenized per batch: tokenizers that pad to the longest text need the whole batch at once
-    tokens = {k: v.to(model.device) for k, v in model.tokenize(texts).items()}
-    return text_encoder(model)(tokens)  # (B, D)
+    tokens = {k: to_device(v, model.device) for k, v in model.tokenize(texts).items()}
+    with inference_autocast(model):
+        return text_encoder(model)(tokens).float()  # (B, D)
 
 
 def _image_preprocess(model, image: Image.Image) -> torch.Tensor:
@@ -23,7 +25,8 @@ def _image_preprocess(model, image: Image.Image) -> torch.Tensor:
 
 
 def _image_forward(model, images: torch.Tensor) -> torch.Tensor:
-    return model.encode_image(images.to(model.device), normalize=True)  # (B, D)
+    with inference_autocast(model):
+        return model.encode_image(to_device(images, model.device), normalize=True).float()  # (B, D)
 
 
 class Query(NamedTuple):

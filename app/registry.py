@@ -122,16 +122,6 @@ class Registry:
 
     # -- loading -----------------------------------------------------------------------------------
 
-    def resolve_model(self, ref: str) -> tuple[str, Path | None]:
-        """(model id, dir) for a model dir, an id under <home>/models, or a registry name (dir None)."""
-        path = Path(ref)
-        for candidate in (path, self.settings.models_dir / ref):
-            if (candidate / "config.json").is_file():
-                return candidate.resolve().name, candidate
-        if "/" in ref or path.exists():
-            raise NotFoundError(f"model {ref!r}: no config.json there or under {self.settings.models_dir}")
-        return ref, None
-
     def default_model_ref(self) -> str:
         """XMODAL_MODEL, else the newest model dir under <home>/models."""
         if self.settings.model:
@@ -144,10 +134,12 @@ class Registry:
         return str(max(dirs, key=lambda p: (p / "config.json").stat().st_mtime))
 
     def _load_model(self, ref: str):
-        from training.factory import load_model, read_card
+        """(model, id, saved dir or None, card) for any reference training.factory.load_model takes."""
+        from training.devices import pick_device
+        from training.factory import load_model, model_dir_of, read_card
 
-        model_id, model_dir = self.resolve_model(ref)
-        model = load_model(model_dir or ref, device=self.settings.device)
+        model = load_model(ref, device=pick_device(self.settings.device), models_dir=self.settings.models_dir)
+        model.precision = self.settings.precision
         if self.settings.warmup:
             from PIL import Image
 
@@ -156,8 +148,10 @@ class Registry:
             model.embed_texts(["warm up"])
             text_encoder(model)  # traced now, not on the first request
             model.embed_images([Image.new("RGB", (model.image_size, model.image_size))])
-        card = read_card(model_dir) if model_dir else {"model": ref}
-        return model, model_id, model_dir, card
+        model_dir = model_dir_of(ref, self.settings.models_dir)
+        if model_dir is not None:
+            return model, model_dir.resolve().name, model_dir, read_card(model_dir)
+        return model, ref, None, {"model": ref, "fingerprint": model.fingerprint}
 
     def _load_checked_model(self, ref: str):
         """_load_model, with a broken model dir (unreadable weights, or weights that no longer match
@@ -167,7 +161,9 @@ class Registry:
         except XModalError:
             raise
         except Exception as e:  # noqa: BLE001 - safetensors, torch and open_clip each raise their own
-            weights = self.resolve_model(ref)[1]
+            from training.factory import model_dir_of
+
+            weights = model_dir_of(ref, self.settings.models_dir)
             where = weights / "model.safetensors" if weights is not None else ref
             raise BrokenArtifactError(where, f"unreadable model ({type(e).__name__}: {e})"[:300]) from None
         recorded, fp = card.get("fingerprint"), getattr(model, "fingerprint", None)

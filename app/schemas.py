@@ -221,7 +221,9 @@ class IndexesResponse(BaseModel):
 
 class ActivateModelRequest(BaseModel):
     model_config = _example(model="default-v2", indexes={"demo": "v2"})
-    model: str = Field(description="a model dir or a model id under <home>/models")
+    model: str = Field(
+        description="a model id or dir under <home>/models, a registry name, openclip:ARCH@TAG, hf-hub:REPO"
+    )
     indexes: dict[str, str] | None = Field(
         None, description="index versions to serve with it (default: each index's CURRENT)"
     )

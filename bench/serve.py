@@ -116,7 +116,8 @@ def start_server(model_dir: Path, home: Path, batching: bool, threads: int, port
     return subprocess.Popen(cmd, cwd=ROOT, env=env)
 
 
-def wait_ready(base: str, proc: subprocess.Popen, timeout_s: float = 600) -> None:
+def wait_ready(base: str, proc: subprocess.Popen, timeout_s: float = 600, path: str = "/readyz") -> None:
+    """Until GET `path` answers 200 (another service names its own path: bench/peer.py)."""
     import httpx
 
     deadline = time.monotonic() + timeout_s
@@ -124,7 +125,7 @@ def wait_ready(base: str, proc: subprocess.Popen, timeout_s: float = 600) -> Non
         if proc.poll() is not None:
             raise SystemExit(f"server exited with code {proc.returncode}")
         try:
-            if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+            if httpx.get(base + path, timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -152,12 +153,21 @@ async def _post(
 
 
 async def load(
-    base: str, clients: int, n: int, seconds: float, texts: list[str], stop: asyncio.Event | None = None
+    base: str,
+    clients: int,
+    n: int,
+    seconds: float,
+    texts: list[str],
+    stop: asyncio.Event | None = None,
+    path: str = "/v1/search/text",
+    body=lambda text: {"query": text, "k": 12},
+    keep_alive: bool = True,
 ) -> dict:
     """`clients` concurrent loops, one keep-alive connection each, sharing `n` requests (stopping after
-    `seconds`, or once `stop` is set)."""
+    `seconds`, or once `stop` is set). Each POSTs `body(text)` to `path` (another service: bench/peer.py);
+    `keep_alive=False` opens a connection per request, for servers that answer `Connection: close`."""
     host, port = base.removeprefix("http://").split(":")
-    bodies = [json.dumps({"query": t, "k": 12}).encode() for t in texts]
+    bodies = [json.dumps(body(t)).encode() for t in texts]
     latencies, failures, counter = [], 0, iter(range(n))
     deadline = time.monotonic() + seconds
 
@@ -170,9 +180,12 @@ async def load(
                     return
                 t0 = time.perf_counter()
                 try:
-                    ok = await _post(reader, writer, host, "/v1/search/text", bodies[i % len(bodies)]) == 200
+                    ok = await _post(reader, writer, host, path, bodies[i % len(bodies)]) == 200
                 except (OSError, asyncio.IncompleteReadError, ValueError):
                     ok = False
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, int(port))
+                if not keep_alive:  # the connection time is part of that server's latency
                     writer.close()
                     reader, writer = await asyncio.open_connection(host, int(port))
                 latencies.append((time.perf_counter() - t0) * 1000)

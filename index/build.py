@@ -71,10 +71,19 @@ def _skip_polysemous_training(index) -> None:
                 part.do_polysemous_training = False
 
 
-def _num_gpus() -> int:
+def to_gpus(index) -> tuple[object, bool]:
+    """The one GPU placement of a FAISS index: (index on all GPUs, True) when faiss-gpu sees a GPU,
+    else (the CPU index, False). Guarded by get_num_gpus() > 0: index_cpu_to_all_gpus without a GPU
+    returns an empty index that crashes on search. HNSW and refine wrappers have no GPU version and
+    stay on the CPU."""
     import faiss
 
-    return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+    if not hasattr(faiss, "get_num_gpus") or faiss.get_num_gpus() <= 0:
+        return index, False
+    try:
+        return faiss.index_cpu_to_all_gpus(index), True
+    except RuntimeError:
+        return index, False
 
 
 def build_faiss(vectors: np.ndarray, factory: str = "auto", seed: int = 0, progress: bool = True):
@@ -90,12 +99,7 @@ def build_faiss(vectors: np.ndarray, factory: str = "auto", seed: int = 0, progr
     validate_factory(factory, dim)
     index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
     _skip_polysemous_training(index)
-    target = index
-    if _num_gpus() > 0:
-        try:  # HNSW and refine wrappers have no GPU version: those stay on CPU
-            target = faiss.index_cpu_to_all_gpus(index)
-        except RuntimeError:
-            target = index
+    target, _ = to_gpus(index)
     if not index.is_trained:
         # k-means wants ~40 points per centroid (faiss warns below 39): the IVF's nlist, and 256 per
         # PQ sub-quantizer; more only costs training time

@@ -28,8 +28,14 @@ cli = typer.Typer(
 
 Name = Annotated[str, typer.Option("--name", help="Index name (a folder under XMODAL_HOME/indexes).")]
 Model = Annotated[
-    Path, typer.Option("--model", help="Saved model directory (config.json + model.safetensors).")
+    str,
+    typer.Option(
+        "--model",
+        help="A model reference: saved model dir or id, openclip:ARCH@TAG|FILE, hf-hub:ORG/REPO, "
+        "local-dir:PATH, an open_clip snapshot or transformers CLIP/SigLIP dir.",
+    ),
 ]
+Device = Annotated[str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")]
 Corpus = Annotated[str | None, typer.Option("--corpus", help="Prepared corpus name(s), comma-separated.")]
 Manifest = Annotated[Path | None, typer.Option("--manifest", help="A JSONL corpus manifest.")]
 Dir = Annotated[Path | None, typer.Option("--dir", help="A folder of images/videos (captions from .txt).")]
@@ -52,15 +58,18 @@ MaxVideoSeconds = Annotated[
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
 
 
-def _model(path: Path):
-    from index.runner import pick_device
+def _model(ref: str, device: str):
+    """The model any reference names (training/factory.py), on `device`; its fingerprint is what the
+    index records. A registry name has no fixed weights, so it cannot embed an index."""
+    from training.devices import pick_device
     from training.factory import load_model
 
-    if not (path / "config.json").is_file():
+    model = load_model(ref, device=pick_device(device))
+    if model.fingerprint is None:
         raise XModalError(
-            f"--model {path}: not a saved model directory (no config.json); train one with `xmodal train`"
+            f"--model {ref}: a registry name has fresh random weights; name a saved or pretrained model"
         )
-    return load_model(path, device=pick_device())
+    return model
 
 
 def _job(name: str, model, sources: dict, cfg, progress: bool, base=None) -> dict | None:
@@ -111,6 +120,7 @@ def build(
     video_frames: VideoFrames = 8,
     max_video_seconds: MaxVideoSeconds = 3600.0,
     progress: Progress = True,
+    device: Device = "auto",
 ) -> None:
     """Embed a corpus and publish a new index version (resumes an interrupted run of the same job)."""
     from index.runner import JobConfig
@@ -119,7 +129,7 @@ def build(
     video = VideoConfig(segment_seconds, frames_per_segment, video_frames, max_seconds=max_video_seconds)
     cfg = JobConfig(batch_size, workers, factory=factory, video=video)
     sources = {"manifest": manifest, "corpus": corpus, "directory": dir, "shards": shards}
-    _job(name, _model(model), sources, cfg, progress)
+    _job(name, _model(model, device), sources, cfg, progress)
 
 
 @cli.command()
@@ -133,6 +143,7 @@ def add(
     batch_size: BatchSize = 64,
     workers: Workers = min(4, os.cpu_count() or 1),
     progress: Progress = True,
+    device: Device = "auto",
 ) -> None:
     """Embed only the new items and publish a version with old + new (existing vectors reused)."""
     from index.runner import JobConfig, load_base
@@ -142,7 +153,7 @@ def add(
     cfg = JobConfig(batch_size, workers, factory=base.manifest.get("factory_requested", "auto"))
     cfg.video = VideoConfig(**base.manifest["video"]) if "video" in base.manifest else cfg.video
     sources = {"manifest": manifest, "corpus": corpus, "directory": dir, "shards": shards}
-    _job(name, _model(model), sources, cfg, progress, base)
+    _job(name, _model(model, device), sources, cfg, progress, base)
 
 
 def _parse_where(pairs: list[str]) -> dict:

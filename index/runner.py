@@ -82,13 +82,6 @@ def _distributed() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), world
 
 
-def pick_device() -> torch.device:
-    """This rank's GPU when there is one, else the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device("cpu")
-
-
 def job_key(records: list[Record], fingerprint: str, cfg: JobConfig, base: str | None) -> str:
     """Same inputs, same key: a re-run finds the shards of the interrupted one."""
     h = hashlib.sha256()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from index.build import to_gpus
 from index.publish import current_version, indexes_root, verify_version, versions
 from index.store import MetaStore, Row
 from training.errors import BrokenArtifactError, XModalError
@@ -106,13 +107,7 @@ class LoadedIndex:
         self.path = root / name / version
         self.manifest: dict = verify_version(self.path)  # sizes and sha256 of every file
         self._index = _open_artifact(self.path / "index.faiss", _read_faiss)
-        on_gpu = False
-        if faiss.get_num_gpus() > 0:
-            try:  # HNSW and refine wrappers have no GPU version and stay on CPU
-                self._index = faiss.index_cpu_to_all_gpus(self._index)
-                on_gpu = True
-            except RuntimeError:
-                pass
+        self._index, on_gpu = to_gpus(self._index)  # HNSW and refine wrappers stay on CPU
         space = faiss.GpuParameterSpace() if on_gpu else faiss.ParameterSpace()
         if self.manifest.get("search_params"):
             space.set_index_parameters(self._index, self.manifest["search_params"])

@@ -30,3 +30,24 @@ def tiny_model_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("models") / "tiny-clip"
     save_model(create_model("tiny-clip"), out, {"note": "random init, for tests"})
     return out
+
+
+@pytest.fixture(scope="session")
+def byo_layouts(tmp_path_factory):
+    """Tiny open_clip and transformers models in every layout users bring (tests/byo_models.py)."""
+    from tests.byo_models import build_layouts
+
+    return build_layouts(tmp_path_factory.mktemp("byo"))
+
+
+@pytest.fixture
+def hub_offline(byo_layouts, monkeypatch):
+    """The HF cache at the test layouts, offline. huggingface_hub reads HF_HUB_CACHE/HF_HUB_OFFLINE when
+    it is imported, so the constants are set too; subprocesses get the environment variables."""
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(byo_layouts["hub_cache"]))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(byo_layouts["hub_cache"]))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return byo_layouts

@@ -1,8 +1,6 @@
 """`xmodal eval --model DIR`: the metrics of training/evaluate.py, printed as a table and merged into
 card.json. torch is imported inside the command so `xmodal --help` stays fast."""
 
-from pathlib import Path
-
 import typer
 
 from training.cli_util import run
@@ -25,24 +23,27 @@ def format_table(metrics: dict) -> str:
 
 @cli.callback(invoke_without_command=True)
 def evaluate(
-    model: str = typer.Option(..., help="Model directory (or a registry name: untrained heads)."),
+    model: str = typer.Option(..., help="A model reference: saved dir, openclip:, hf-hub:, local-dir:, ..."),
     retrieval: str = typer.Option("openclipart", help="Corpus for text<->image recall (its test split)."),
     classify: str = typer.Option("fashion-mnist", help="Labelled corpus for prompt classification."),
     limit: int = typer.Option(None, help="Evaluate on at most N test images per corpus (seeded sample)."),
     write: bool = typer.Option(True, help="Merge the metrics into the model's card.json."),
+    device: str = typer.Option("auto", help="auto (CUDA when available), cpu, cuda or cuda:N."),
 ) -> None:
     """Evaluate a model: retrieval recall and prompt classification."""
+    from training.devices import pick_device
     from training.evaluate import evaluate_model
-    from training.factory import load_model, read_card, write_card
+    from training.factory import load_model, model_dir_of, read_card, write_card
 
     if limit is not None and limit < 1:
         raise XModalError(f"--limit must be positive, got {limit}")
-    m = load_model(model)
-    card = read_card(model) if Path(model).is_dir() else {}
+    m = load_model(model, device=pick_device(device))
+    saved = model_dir_of(model)  # metrics go into a saved xmodal dir's card; other references print only
+    card = read_card(saved) if saved else {}
     metrics = evaluate_model(m, card, retrieval, classify, limit)
     typer.echo(format_table(metrics))
-    if write and Path(model).is_dir():
-        write_card(model, {"metrics": {**card.get("metrics", {}), **metrics}})
+    if write and saved:
+        write_card(saved, {"metrics": {**card.get("metrics", {}), **metrics}})
 
 
 def main(argv: list[str] | None = None):

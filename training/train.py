@@ -28,7 +28,7 @@ TASK_NAMES = ("contrastive", "vqa", "caption")
 
 @dataclass
 class TrainConfig:
-    model: str = "lit-effnet-minilm"  # registry name
+    model: str = "lit-effnet-minilm"  # registry name (fresh), or any model reference to continue from
     data: list[str] = field(default_factory=list)  # corpus names (train splits)
     tasks: dict[str, float] = field(default_factory=lambda: {"contrastive": 1.0})  # name -> loss weight
     out: str = ""
@@ -44,6 +44,8 @@ class TrainConfig:
     limits: dict[str, int] = field(default_factory=dict)  # corpus -> max train items (seeded subsample)
     unlock_image_blocks: int = 0
     unlock_text_layers: int = 0
+    lock_image: bool = False  # freeze a pretrained model's image tower (LiT on a CLIP)
+    lock_text: bool = False
     cache: bool = True  # use the frozen-tower feature cache when both towers are locked
     fit_heads: bool = False  # afterwards, fit VQA + caption heads on the frozen encoder (heads/fit.py)
 
@@ -121,7 +123,9 @@ def resolve_config(preset: str | None, given: dict, resume: bool = False) -> Tra
 @cli.callback(invoke_without_command=True)
 def train(
     model: str = typer.Option(
-        None, help="Registry name: lit-effnet-minilm, tiny-lit, tiny-clip, openclip:<arch>."
+        None,
+        help="Registry name (fresh: lit-effnet-minilm, tiny-clip, openclip:<arch>) or a model reference "
+        "to continue from (saved dir, openclip:ARCH@TAG|FILE, hf-hub:, local-dir:, transformers dir).",
     ),
     data: str = typer.Option(None, help="Corpora to train on, comma-separated (their train splits)."),
     out: str = typer.Option(None, help="Model directory to write (checkpoints, card.json)."),
@@ -138,6 +142,8 @@ def train(
     limit: list[str] = typer.Option(None, help="CORPUS=N: use at most N training items of a corpus."),
     unlock_image_blocks: int = typer.Option(None, help="Train the image tower's top N blocks (LiT models)."),
     unlock_text_layers: int = typer.Option(None, help="Train the text tower's top N layers (LiT models)."),
+    lock_image: bool = typer.Option(False, "--lock-image", help="Freeze the image tower (LiT)."),
+    lock_text: bool = typer.Option(False, "--lock-text", help="Freeze the text tower."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not use the frozen-tower feature cache."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run saved in --out."),
     preset: str = typer.Option(None, help="Named settings: default."),
@@ -161,6 +167,8 @@ def train(
         "tasks": _parse_weights(task, "task", float) if task else None,
         "limits": _parse_weights(limit, "limit", int) if limit else None,
         "cache": False if no_cache else None,
+        "lock_image": lock_image or None,
+        "lock_text": lock_text or None,
     }
     from training.trainer import Trainer
 

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from training.atomic import atomic_path
 from training.errors import XModalError
-from training.factory import build_model, get_model_config, load_model, read_card, save_model
+from training.factory import load_model, read_card, save_model, starting_model
 from training.model import XModalModel
 from training.tasks import ContrastiveTask, Task
 from training.train import TrainConfig
@@ -98,16 +98,9 @@ class Trainer:
         cfg = self.cfg
         if resume:
             return load_model(self.out)
-        config = get_model_config(cfg.model)
-        unlock = {
-            "unlock_image_blocks": cfg.unlock_image_blocks,
-            "unlock_text_layers": cfg.unlock_text_layers,
-        }
-        if config.kind == "lit":
-            config.lit = {**(config.lit or {}), **unlock}
-        elif any(unlock.values()):
-            raise XModalError(f"--unlock-* applies to LiT models; {cfg.model!r} trains all of its weights")
-        return build_model(config, pretrained=True)
+        return starting_model(
+            cfg.model, cfg.unlock_image_blocks, cfg.unlock_text_layers, cfg.lock_image, cfg.lock_text
+        )
 
     def _build_tasks(self) -> list[Task]:
         from training.data.corpora import corpus_manifest

@@ -77,8 +77,9 @@ async def caption(
         vec = await encoders.encode_image(state.model, image)
         ranked = await rank_texts(state, encoders, vec, None, index, k)
     else:
-        generate = _head("generate_captions")
-        ranked = (await _run_head(generate, state.model, [image], beam_size=max(3, k), max_len=30, k=k))[0]
+        # the model's own captioner: its caption head, or a CoCa's text decoder
+        generate = state.model.generate_captions
+        ranked = (await _run_head(generate, [image], beam_size=max(3, k), max_len=30, k=k))[0]
     return CaptionResponse(mode=mode, captions=[{"text": t, "score": float(s)} for t, s in ranked])
 
 
@@ -116,7 +117,8 @@ async def vqa(request: Request, state: ServingDep, settings: SettingsDep) -> Vqa
 async def classify(
     request: Request, state: ServingDep, encoders: EncodersDep, settings: SettingsDep
 ) -> ClassifyResponse:
-    """Zero-shot label probabilities: softmax over CLIP similarities to 'a photo of a {label}.'."""
+    """Zero-shot label probabilities for 'a photo of a {label}.' by the model's rule (CLIP: softmax,
+    SigLIP: sigmoid with its bias)."""
     image, fields = await read_image_request(request, settings)
     labels = list(dict.fromkeys(split_texts(fields.get("labels"), settings, "labels", commas=True)))
     if len(labels) < 2:
@@ -125,8 +127,7 @@ async def classify(
     image_vec, *label_vecs = await asyncio.gather(
         encoders.encode_image(state.model, image), *(encoders.encode_text(state.model, p) for p in prompts)
     )
-    scale = float(state.model.logit_scale.detach().exp().clamp(max=100))
-    probs = torch.softmax(scale * (torch.stack(label_vecs) @ image_vec), dim=0)  # (L,)
+    probs = state.model.zero_shot_probs(image_vec, torch.stack(label_vecs))  # (L,), the model's own rule
     ranked = sorted(zip(labels, probs.tolist(), strict=True), key=lambda lp: -lp[1])
     return ClassifyResponse(labels=[{"label": lab, "probability": p} for lab, p in ranked])
 

@@ -2,6 +2,7 @@
 
 import io
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -114,6 +115,27 @@ def home(tmp_path, home_template):
 def settings(home, tiny_model_dir):
     """Settings for a test that changes things (its own home copy)."""
     return make_settings(home, tiny_model_dir)
+
+
+def while_swapping(client, request, swaps, clients=4, per_client=25, timeout_s=60.0):
+    """Runs request(i, n) -> response from `clients` threads (n = that thread's request count) while
+    POSTing each admin (path, body) of `swaps` in turn; returns (request status codes, swap responses)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    stop = time.monotonic() + timeout_s
+
+    def hammer(i):
+        codes = []
+        while len(codes) < per_client and time.monotonic() < stop:
+            codes.append(request(i, len(codes)).status_code)
+        return codes
+
+    auth = {"Authorization": f"Bearer {ADMIN}"}
+    with ThreadPoolExecutor(clients) as pool:
+        futures = [pool.submit(hammer, i) for i in range(clients)]
+        done = [client.post(path, json=body, headers=auth) for path, body in swaps]
+        codes = [code for f in futures for code in f.result()]
+    return codes, done
 
 
 def start(settings):

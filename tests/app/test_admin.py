@@ -1,9 +1,9 @@
 """Admin auth and hot-swap: model activation, index reload, refusal of foreign indexes, the watcher."""
 
+import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 
-from tests.app.conftest import ADMIN, publish_index, start
+from tests.app.conftest import ADMIN, publish_index, start, while_swapping
 
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
@@ -12,6 +12,12 @@ def _search_ids(c, query="a red square"):
     r = c.post("/v1/search/text", json={"query": query, "k": 7})
     assert r.status_code == 200, r.text
     return [h["id"] for h in r.json()["hits"]]
+
+
+def _install(model_dir, home) -> str:
+    """Activation loads only what is under <home>/models: a copy of `model_dir` there, by its id."""
+    shutil.copytree(model_dir, home / "models" / model_dir.name, dirs_exist_ok=True)
+    return model_dir.name
 
 
 def test_admin_disabled_without_token_and_needs_the_right_one(settings):
@@ -30,17 +36,27 @@ def test_admin_disabled_without_token_and_needs_the_right_one(settings):
 def test_model_with_foreign_index_is_refused_and_old_keeps_serving(settings, tiny_model_b_dir):
     with start(settings) as c:
         before = _search_ids(c)
-        r = c.post("/v1/admin/models/activate", json={"model": str(tiny_model_b_dir)}, headers=AUTH)
+        body = {"model": _install(tiny_model_b_dir, settings.home)}
+        r = c.post("/v1/admin/models/activate", json=body, headers=AUTH)
         assert r.status_code == 409, r.text
         assert "demo" in r.json()["detail"] and "fingerprint" in r.json()["detail"]
         assert c.get("/v1/models").json()["active"]["id"] == "tiny-clip"
         assert _search_ids(c) == before
 
 
-def test_missing_model_is_refused_with_the_reason(settings):
+def test_missing_or_outside_model_is_refused_with_the_reason(settings, tiny_model_b_dir):
     with start(settings) as c:
-        r = c.post("/v1/admin/models/activate", json={"model": "/nowhere/model"}, headers=AUTH)
-        assert r.status_code == 404 and "/nowhere/model" in r.json()["detail"]
+        r = c.post("/v1/admin/models/activate", json={"model": "no-such-model"}, headers=AUTH)
+        assert r.status_code == 422 and "unknown model 'no-such-model'" in r.json()["detail"]
+        weights = tiny_model_b_dir / "open_clip_model.safetensors"
+        outside = ("/nowhere/model", str(tiny_model_b_dir), f"local-dir:{tiny_model_b_dir}", "../models/x")
+        for ref in (*outside, f"openclip:ViT-B-32@{weights}"):
+            r = c.post("/v1/admin/models/activate", json={"model": ref}, headers=AUTH)
+            assert r.status_code == 403 and "under" in r.json()["detail"], (ref, r.text)
+        r = c.post(
+            "/v1/admin/models/activate", json={"model": "tiny-clip", "indexes": {"../x": "v1"}}, headers=AUTH
+        )
+        assert r.status_code == 422 and "not an index name" in r.json()["detail"]
         assert c.get("/readyz").json()["model"] == "tiny-clip"
 
 
@@ -49,7 +65,8 @@ def test_activate_model_with_its_index_switches_both(settings, tiny_model_b_dir,
 
     with start(settings) as c:
         publish_index(tiny_model_b_dir, media_dir, settings.home)  # v0002 by model b, now CURRENT
-        r = c.post("/v1/admin/models/activate", json={"model": str(tiny_model_b_dir)}, headers=AUTH)
+        body = {"model": _install(tiny_model_b_dir, settings.home)}
+        r = c.post("/v1/admin/models/activate", json=body, headers=AUTH)
         assert r.status_code == 200, r.text
         assert r.json()["model"] == "tiny-clip-b" and r.json()["indexes"] == {"demo": "v0002"}
         model_b = load_model(tiny_model_b_dir)
@@ -74,33 +91,20 @@ def test_reload_index_version_and_bad_version(settings, tiny_model_dir, media_di
 def test_no_request_fails_across_hot_swaps(settings, tiny_model_dir, tiny_model_b_dir, media_dir):
     publish_index(tiny_model_b_dir, media_dir, settings.home)  # v0002 by b
     publish_index(tiny_model_dir, media_dir, settings.home)  # v0003 by a (CURRENT)
+    image = (media_dir / "img1.png").read_bytes()
     with start(settings) as c:
-        stop = time.monotonic() + 60
 
-        def hammer(i):
-            codes = []
-            while len(codes) < 25 and time.monotonic() < stop:
-                if i % 2:
-                    r = c.post("/v1/search/text", json={"query": f"query {len(codes)}", "k": 3})
-                else:
-                    r = c.post(
-                        "/v1/search/image", files={"image": ("x.png", (media_dir / "img1.png").read_bytes())}
-                    )
-                codes.append(r.status_code)
-            return codes
+        def request(i, n):
+            if i % 2:
+                return c.post("/v1/search/text", json={"query": f"query {n}", "k": 3})
+            return c.post("/v1/search/image", files={"image": ("x.png", image)})
 
-        with ThreadPoolExecutor(4) as pool:
-            futures = [pool.submit(hammer, i) for i in range(4)]
-            swaps = [
-                c.post(
-                    "/v1/admin/models/activate",
-                    json={"model": str(tiny_model_b_dir), "indexes": {"demo": "v0002"}},
-                    headers=AUTH,
-                ),
-                c.post("/v1/admin/models/activate", json={"model": str(tiny_model_dir)}, headers=AUTH),
-                c.post("/v1/admin/indexes/demo/reload", json={"version": "v0001"}, headers=AUTH),
-            ]
-            codes = [code for f in futures for code in f.result()]
+        codes, swaps = while_swapping(c, request, [
+            ("/v1/admin/models/activate",
+             {"model": _install(tiny_model_b_dir, settings.home), "indexes": {"demo": "v0002"}}),
+            ("/v1/admin/models/activate", {"model": _install(tiny_model_dir, settings.home)}),
+            ("/v1/admin/indexes/demo/reload", {"version": "v0001"}),
+        ])  # fmt: skip
         assert [s.status_code for s in swaps] == [200, 200, 200], [s.text for s in swaps]
         assert len(codes) == 100 and set(codes) == {200}
 

@@ -77,20 +77,21 @@ def test_a_broken_model_at_start_up_leaves_the_service_up_and_not_ready(how, hom
     model = tmp_path / "models" / "broken"
     shutil.copytree(tiny_model_dir, model)
     _damage(model / "model.safetensors", how)
+    shutil.copytree(tiny_model_dir, home / "models" / "good")  # activation loads from XMODAL_HOME/models
     with start(make_settings(home, model)) as c:
         r = c.get("/readyz")
         assert r.status_code == 503
         assert str(model / "model.safetensors") in r.json()["broken"][f"model {model}"]
-        ok = c.post("/v1/admin/models/activate", json={"model": str(tiny_model_dir)}, headers=AUTH)
+        ok = c.post("/v1/admin/models/activate", json={"model": "good"}, headers=AUTH)
         assert ok.status_code == 200, ok.text
         r = c.get("/readyz")
         assert r.status_code == 200 and r.json()["indexes"] == {"demo": "v0001"} and r.json()["broken"] == {}
 
 
 def test_activating_a_broken_model_is_refused_and_the_old_one_keeps_serving(
-    settings, tiny_model_dir, tmp_path
+    settings, tiny_model_dir
 ):
-    model = tmp_path / "models" / "broken"
+    model = settings.home / "models" / "broken"
     shutil.copytree(tiny_model_dir, model)
     _damage(model / "model.safetensors", "truncate")
     with start(settings) as c:

@@ -3,6 +3,7 @@ clients see connection errors only, never a wrong or partial answer; index and m
 load fail no request. Small here; `make faults` runs it longer with more clients and kills."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -66,6 +67,7 @@ def server(tmp_path_factory, tiny_model_dir, media_dir):
     home = tmp_path_factory.mktemp("serve") / "home"
     publish_index(tiny_model_dir, media_dir, home)  # v0001
     publish_index(tiny_model_dir, media_dir, home)  # v0002: same items, the hot-swap target
+    shutil.copytree(tiny_model_dir, home / "models" / tiny_model_dir.name)  # activation loads from here
     s = Server(home, tiny_model_dir)
     s.start()
     yield s
@@ -157,7 +159,7 @@ def test_hot_swaps_under_load_fail_no_request(server, tiny_model_dir, record_fig
             for r in (
                 admin.post("/v1/admin/indexes/demo/reload", json={"version": "v0001"}),
                 admin.post("/v1/admin/indexes/demo/reload", json={"version": "v0002"}),
-                admin.post("/v1/admin/models/activate", json={"model": str(tiny_model_dir)}),
+                admin.post("/v1/admin/models/activate", json={"model": tiny_model_dir.name}),
             ):
                 swaps += 1
                 if r.status_code != 200:

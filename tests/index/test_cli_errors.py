@@ -39,7 +39,7 @@ def test_bad_factory_fails_before_embedding(image_corpus, tiny_model_dir):
 
 
 def test_bad_model_dir_and_numbers(tmp_path, image_corpus, tiny_model_dir):
-    with pytest.raises(XModalError, match="not a saved model directory"):
+    with pytest.raises(XModalError, match="holds none of config.json"):
         main(["build", "--model", str(tmp_path), "--name", "x", "--manifest", str(image_corpus)])
     for option in ("--batch-size", "--segment-seconds"):
         with pytest.raises(typer.BadParameter) as e:

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# GPU device check: index build, serve, search and caption on CUDA in under 5 minutes; throughput
+# (images/s embedded, queries/s served, captions/s) goes into BENCHMARKS.md. On a host without CUDA it
+# says so and exits 0.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
+  echo "bench/gpu.sh needs a CUDA GPU (torch.cuda.is_available() is False here); nothing run."
+  exit 0
+fi
+exec timeout 300 "$PY" bench/gpu.py "$@"
