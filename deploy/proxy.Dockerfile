@@ -1,0 +1,13 @@
+# The proxy image: Debian's nginx on the same base as the service image (deploy/nginx/nginx.conf).
+# Build: docker build -f deploy/proxy.Dockerfile -t xmodal-proxy .
+ARG BASE=python:3.11-slim-bookworm
+FROM ${BASE}
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx-light \
+ && rm -rf /var/lib/apt/lists/* \
+ && ln -sf /dev/stderr /var/log/nginx/error.log
+COPY deploy/nginx/nginx.conf /etc/nginx/nginx.conf
+# www-data
+USER 33:33
+EXPOSE 8080
+CMD ["nginx", "-g", "daemon off;"]
