@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup system-deps test demo lint clean
+.PHONY: setup system-deps test demo lint clean image-test
 
 setup: system-deps $(VENV)/.installed
 
@@ -21,6 +21,10 @@ test: setup
 
 demo: setup
 	$(VENV)/bin/xmodal demo
+
+# The container image built and run here with podman (see deploy/image-test.sh); long, not in `make test`.
+image-test:
+	deploy/image-test.sh
 
 lint: setup
 	$(VENV)/bin/ruff check .

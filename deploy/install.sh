@@ -3,8 +3,10 @@
 # both call it and that nothing else installs packages):
 #   deploy/install.sh system GROUP...            Debian packages, GROUP: runtime (shared libraries the
 #                                                wheels need), data (the built-in corpora), dev (chromium
-#                                                for the browser tests). Needs root and apt-get; without
-#                                                them it says what it skipped.
+#                                                for the browser tests), proxy (nginx, the proxy image),
+#                                                image-test (podman and what it needs to build here).
+#                                                Needs root and apt-get; without them it says what it
+#                                                skipped.
 #   deploy/install.sh python VENV VARIANT [--editable]
 #                                                the package into VENV (made if missing), VARIANT: dev
 #                                                (with test tools), cpu, gpu (faiss-gpu-cu12 in place of
@@ -16,17 +18,20 @@ declare -A GROUPS_=(
   [runtime]="libcairo2"
   [data]="openclipart-svg dataset-fashion-mnist opencv-doc"
   [dev]="chromium"
+  [proxy]="nginx-light"
+  [image-test]="podman runc debootstrap"
 )
 declare -A WHAT=(
   [openclipart-svg]="corpus openclipart" [dataset-fashion-mnist]="corpus fashion-mnist"
   [opencv-doc]="part of corpora photos and videos" [chromium]="browser tests are skipped"
-  [libcairo2]="clip-art SVGs do not render"
+  [libcairo2]="clip-art SVGs do not render" [nginx-light]="no proxy"
+  [podman]="no image test" [runc]="no image test" [debootstrap]="no image test"
 )
 
 system() {
   local want=() missing=() g p
   for g in "$@"; do
-    [ -n "${GROUPS_[$g]+x}" ] || { echo "install.sh: unknown group $g (runtime, data, dev)" >&2; exit 2; }
+    [ -n "${GROUPS_[$g]+x}" ] || { echo "install.sh: unknown group $g (${!GROUPS_[*]})" >&2; exit 2; }
     read -ra pkgs <<<"${GROUPS_[$g]}"
     want+=("${pkgs[@]}")
   done
@@ -46,13 +51,13 @@ python_() {
   local venv=${1:?venv} variant=${2:?variant: dev, cpu or gpu} editable=${3:-}
   local py="$venv/bin/python" spec=.
   local pip=("$py" -m pip install -q --disable-pip-version-check)
-  [ -x "$py" ] || python3 -m venv "$venv"
   case $variant in
     dev) spec='.[dev]' ;;
     cpu) ;;
     gpu) spec='.[gpu]' ;;
     *) echo "install.sh: unknown variant $variant (dev, cpu, gpu)" >&2; exit 2 ;;
   esac
+  [ -x "$py" ] || python3 -m venv "$venv"
   if [ "$editable" = --editable ]; then "${pip[@]}" -e "$spec"; else "${pip[@]}" "$spec"; fi
   if [ "$variant" = gpu ]; then
     # faiss-cpu and faiss-gpu-cu12 install the same `faiss` files: drop the CPU build, then lay the

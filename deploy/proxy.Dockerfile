@@ -2,8 +2,8 @@
 # Build: docker build -f deploy/proxy.Dockerfile -t xmodal-proxy .
 ARG BASE=python:3.11-slim-bookworm
 FROM ${BASE}
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx-light \
+COPY deploy/install.sh /opt/xmodal/deploy/
+RUN /opt/xmodal/deploy/install.sh system proxy \
  && rm -rf /var/lib/apt/lists/* \
  && ln -sf /dev/stderr /var/log/nginx/error.log
 COPY deploy/nginx/nginx.conf /etc/nginx/nginx.conf

@@ -29,7 +29,7 @@ def draw(shape: str, rgb: tuple[int, int, int], size: int = 64, inset: int = 0) 
 
 
 def write(out: Path, count: int) -> list[Path]:
-    """`count` images cycling through every (colour, shape), each with a growing inset; returns their paths."""
+    """`count` images cycling through every (colour, shape), insets growing per cycle; returns the paths."""
     out.mkdir(parents=True, exist_ok=True)
     combos = list(itertools.product(COLOURS, SHAPES))
     paths = []
