@@ -31,7 +31,8 @@ COPY deploy/install.sh /opt/xmodal/deploy/
 # hadolint ignore=SC2086
 RUN /opt/xmodal/deploy/install.sh system runtime ${CORPORA} \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --user-group --home-dir /data --no-create-home xmodal \
+ && groupadd --system --gid 10001 xmodal \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /data --no-create-home xmodal \
  && mkdir -p /data && chown xmodal:xmodal /data
 COPY --from=builder /opt/venv /opt/venv
 COPY deploy/seed.py deploy/seed.sh /opt/xmodal/deploy/
