@@ -121,3 +121,15 @@ def test_seed_images_have_captions_and_cover_every_colour_and_shape(tmp_path):
     assert len(pngs) == 14
     captions = {p.with_suffix(".txt").read_text().strip() for p in pngs}
     assert len(captions) == 12 and "a red circle" in captions  # 4 colours x 3 shapes
+
+
+def test_healthcheck_and_serve_agree_on_the_port():
+    """The image's HEALTHCHECK asks 127.0.0.1:$XMODAL_PORT; `xmodal serve` listens on the same variable."""
+    import typer
+
+    from app.serve import cli
+
+    port = next(p for p in typer.main.get_command(cli).params if p.name == "port")
+    assert port.envvar == "XMODAL_PORT"
+    health = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if "/readyz" in line)
+    assert "os.environ.get('XMODAL_PORT', '8000')" in health
