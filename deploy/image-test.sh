@@ -73,9 +73,13 @@ for key in find-links extra-index-url; do
   build_args+=(--build-arg "$var=$value")
 done
 echo "build mounts: ${mounts[*]}"
-pod build -q --format docker --network host "${mounts[@]}" "${build_args[@]}" -t "$TAG" .
-pod build -q --format docker --network host --build-arg "BASE=$BASE" -f deploy/proxy.Dockerfile \
-  -t "$PROXY_TAG" .
+# The builder stage is tagged too, so that pruning older runs' untagged layers (gigabytes each; only
+# the ones this script labelled) keeps the cache the next run builds from.
+common=(-q --format docker --network host --label xmodal.image-test=1)
+pod build "${common[@]}" "${mounts[@]}" "${build_args[@]}" --target builder -t "$TAG-builder" .
+pod build "${common[@]}" "${mounts[@]}" "${build_args[@]}" -t "$TAG" .
+pod build "${common[@]}" --build-arg "BASE=$BASE" -f deploy/proxy.Dockerfile -t "$PROXY_TAG" .
+pod image prune -f --filter label=xmodal.image-test=1 >/dev/null
 pod image inspect "$TAG" --format 'image {{.Size}} bytes, user {{.Config.User}}, healthcheck {{.Config.Healthcheck.Test}}'
 took "images built (service + proxy)"
 
@@ -85,15 +89,16 @@ pod run --rm --network host -v "$VOL:/data" "$TAG" /opt/xmodal/deploy/seed.sh 24
 took "seed model + index v0001 in a container"
 
 serve() { # NAME PORT: a replica on 127.0.0.1:PORT (the image's command, bound to loopback)
+  # one torch thread each: two replicas, the proxy and the clients share this machine's 2 cores
   pod run -d --name "$1" --network host -v "$VOL:/data" -e XMODAL_PORT="$2" -e XMODAL_WATCH_INTERVAL_S=1 \
-    "$TAG" xmodal serve --host 127.0.0.1 --watch >/dev/null
+    -e XMODAL_TORCH_THREADS=1 "$TAG" xmodal serve --host 127.0.0.1 --watch >/dev/null
 }
 serve "$NAME-api" $((PORT + 1))
 "${CHECK[@]}" wait "http://127.0.0.1:$((PORT + 1))" --timeout 180
 pod healthcheck run "$NAME-api" && echo "HEALTHCHECK (/readyz): healthy"
 took "one container ready"
-"$PY" deploy/seed.py "$WORK/probe" --count 2 >/dev/null
-"${CHECK[@]}" smoke "http://127.0.0.1:$((PORT + 1))" "$WORK/probe/red-circle-001.png"
+pod run --rm -v "$VOL:/data" "$TAG" cat /data/seed-media/red-circle-001.png >"$WORK/probe.png"
+"${CHECK[@]}" smoke "http://127.0.0.1:$((PORT + 1))" "$WORK/probe.png"
 pod rm -f -t 3 "$NAME-api" >/dev/null
 took "search, caption, web page checked"
 

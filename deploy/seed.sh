@@ -7,6 +7,8 @@ set -euo pipefail
 count=${1:-24}
 home=${XMODAL_HOME:?XMODAL_HOME is not set}
 here=$(dirname "$0")
+# a tiny model: one thread is fastest, and OpenMP threads spinning on a busy host are many times slower
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 python "$here/seed.py" "$home/seed-media" --count "$count"
 if [ ! -f "$home/models/seed/model.safetensors" ]; then
   xmodal data import "$home/seed-media" --name seed
