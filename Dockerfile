@@ -29,7 +29,7 @@ FROM ${BASE} AS runtime
 ARG CORPORA=data
 COPY deploy/install.sh /opt/xmodal/deploy/
 # hadolint ignore=SC2086
-RUN /opt/xmodal/deploy/install.sh system runtime ${CORPORA} \
+RUN /opt/xmodal/deploy/install.sh system runtime container ${CORPORA} \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 xmodal \
  && useradd --system --uid 10001 --gid 10001 --home-dir /data --no-create-home xmodal \
@@ -43,4 +43,6 @@ VOLUME /data
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('XMODAL_PORT', '8000'), timeout=4)"]
+# tini as PID 1: uvicorn re-raises SIGTERM after a graceful shutdown, which PID 1 itself would ignore
+ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["xmodal", "serve", "--host", "0.0.0.0", "--watch"]

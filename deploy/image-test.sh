@@ -38,13 +38,17 @@ printf '[containers]\ndefault_ulimits = []\n' >"$WORK/containers.conf"
 export CONTAINERS_CONF="$WORK/containers.conf"
 pod() { podman --runtime runc "$@"; }
 
-cleanup() {
-  pod rm -f -t 3 "$NAME-api" "$NAME-api1" "$NAME-api2" "$NAME-proxy" >/dev/null 2>&1 || true
+CONTAINERS=("$NAME-api" "$NAME-api1" "$NAME-api2" "$NAME-proxy")
+cleanup() { # one at a time: podman 4.3's `rm -f A B` stops at a missing A and leaves B running
+  local c
+  for c in "${CONTAINERS[@]}"; do
+    pod container exists "$c" && pod rm -f -t 5 "$c" >/dev/null
+  done
   pod volume rm -f "$VOL" >/dev/null 2>&1 || true
 }
 logs() { # on failure: what the containers said
   local c
-  for c in "$NAME-api" "$NAME-api1" "$NAME-api2" "$NAME-proxy"; do
+  for c in "${CONTAINERS[@]}"; do
     pod container exists "$c" && { echo "--- logs $c"; pod logs --tail 30 "$c" 2>&1; }
   done
   return 0
@@ -99,7 +103,7 @@ pod healthcheck run "$NAME-api" && echo "HEALTHCHECK (/readyz): healthy"
 took "one container ready"
 pod run --rm -v "$VOL:/data" "$TAG" cat /data/seed-media/red-circle-001.png >"$WORK/probe.png"
 "${CHECK[@]}" smoke "http://127.0.0.1:$((PORT + 1))" "$WORK/probe.png"
-pod rm -f -t 3 "$NAME-api" >/dev/null
+pod rm -f -t 5 "$NAME-api" >/dev/null
 took "search, caption, web page checked"
 
 serve "$NAME-api1" $((PORT + 1))
@@ -135,5 +139,9 @@ print(f"no failed request: {r['requests']} searches through the proxy, versions 
 EOF
 took "load through the swap checked"
 
+cleanup
+left=$(pod ps -a --format '{{.Names}}' | grep -c "^$NAME-" || true)
+[ "$left" = 0 ] || { echo "FAIL: $left containers left running" >&2; exit 1; }
+took "stopped and removed"
 echo "image test passed in $(($(date +%s) - t0)) s:"
 printf '  %s\n' "${timings[@]}"

@@ -3,7 +3,8 @@
 # both call it and that nothing else installs packages):
 #   deploy/install.sh system GROUP...            Debian packages, GROUP: runtime (shared libraries the
 #                                                wheels need), data (the built-in corpora), dev (chromium
-#                                                for the browser tests), proxy (nginx, the proxy image),
+#                                                for the browser tests), container (tini, the images'
+#                                                init), proxy (nginx, the proxy image),
 #                                                image-test (podman and what it needs to build here).
 #                                                Needs root and apt-get; without them it says what it
 #                                                skipped.
@@ -18,6 +19,7 @@ declare -A GROUPS_=(
   [runtime]="libcairo2"
   [data]="openclipart-svg dataset-fashion-mnist opencv-doc"
   [dev]="chromium"
+  [container]="tini"
   [proxy]="nginx-light"
   [image-test]="podman runc debootstrap"
 )
@@ -25,6 +27,7 @@ declare -A WHAT=(
   [openclipart-svg]="corpus openclipart" [dataset-fashion-mnist]="corpus fashion-mnist"
   [opencv-doc]="part of corpora photos and videos" [chromium]="browser tests are skipped"
   [libcairo2]="clip-art SVGs do not render" [nginx-light]="no proxy"
+  [tini]="the service, as PID 1, ignores SIGTERM"
   [podman]="no image test" [runc]="no image test" [debootstrap]="no image test"
 )
 
