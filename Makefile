@@ -1,28 +1,18 @@
 # xmodal: `make demo` sets everything up and serves the default; `make test` installs and tests.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DEBIAN_PACKAGES := openclipart-svg dataset-fashion-mnist opencv-doc chromium
 
-.PHONY: setup system-deps test demo lint clean faults fuzz load
+.PHONY: setup system-deps test demo lint clean faults fuzz load image-test
 
 setup: system-deps $(VENV)/.installed
 
-# Debian data packages (real corpora) and chromium (browser tests); needs root and apt-get.
+# Debian packages (shared libraries, the real corpora, chromium for browser tests) and the package
+# itself: deploy/install.sh is the one install step, shared with the Dockerfile.
 system-deps:
-	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -z "$$missing" ]; then echo "system packages present: $(DEBIAN_PACKAGES)"; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing Debian packages:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	else \
-		echo "SKIPPED Debian packages:$$missing (needs root and apt-get)."; \
-		echo "  Missing corpora: openclipart-svg -> openclipart, dataset-fashion-mnist -> fashion-mnist,"; \
-		echo "  opencv-doc -> part of photos and videos; chromium -> browser tests are skipped."; \
-	fi
+	@deploy/install.sh system runtime data dev
 
-$(VENV)/.installed: pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+$(VENV)/.installed: pyproject.toml deploy/install.sh
+	deploy/install.sh python $(VENV) dev --editable
 	touch $@
 
 test: setup
@@ -49,6 +39,10 @@ fuzz: setup
 # 64 loopback clients mixing text search, image search, caption, VQA and classify for 60 s
 load: setup
 	$(PY) bench/load.py --clients 64 --seconds 60
+
+# The container image built and run here with podman (see deploy/image-test.sh); long, not in `make test`.
+image-test:
+	deploy/image-test.sh
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -12,7 +12,7 @@ cli = typer.Typer(no_args_is_help=False, add_completion=False)
 @cli.callback(invoke_without_command=True)
 def serve(
     host: str = typer.Option("127.0.0.1", help="interface to bind; 0.0.0.0 exposes the service"),
-    port: int = typer.Option(8000, help="TCP port"),
+    port: int = typer.Option(8000, envvar="XMODAL_PORT", help="TCP port (XMODAL_PORT)"),
     model: str | None = typer.Option(None, help="a model reference (default: XMODAL_MODEL, else the newest)"),
     index: list[str] | None = typer.Option(None, help="index to serve (repeatable; default: all published)"),
     default_index: str | None = typer.Option(None, help="index used when a request names none"),

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from index import ondisk
 from index.build import to_gpus
 from index.publish import current_version, indexes_root, verify_version, versions
 from index.store import MetaStore, Row
@@ -78,6 +79,8 @@ def _exact_topk(
 def _read_faiss(path: Path):
     import faiss
 
+    if ondisk.has_lists(path):
+        return ondisk.read_ondisk(path)
     try:  # mmap works for flat and IVF codes; other index types fall back to a plain read
         return faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
     except RuntimeError:
