@@ -154,6 +154,8 @@ class Trainer:
             if (self.rank == 0) == (turn == 0):
                 store.prepare(pairs)
             self._barrier()
+        if hasattr(self.model, "remember_training_images"):  # LiT: domain-aware bridge share (towers.py)
+            self.model.remember_training_images(store.images([p.key for p in pairs]), self.cfg.seed)
         return store
 
     def _barrier(self) -> None:
