@@ -44,7 +44,7 @@ def main() -> None:
     missing = [c for c in ("openclipart", "fashion-mnist", "easy-vqa") if not (corpora / c).is_dir()]
     if missing:
         sys.exit(f"corpora not prepared in {corpora}: {', '.join(missing)}; run `xmodal data prepare all`")
-    xmodal = [sys.executable, "-m", "app.cli"]  # this checkout's code (cwd=ROOT), not an installed copy
+    xmodal = [sys.executable, "-c", "from app.cli import main; main()"]  # this checkout (cwd=ROOT)
     with tempfile.TemporaryDirectory(prefix="xmodal-preset-") as tmp, open(_log_path(), "w") as log:
         home = Path(tmp)
         (home / "corpora").symlink_to(corpora.resolve())
