@@ -9,8 +9,10 @@
 `bridge_proj` and `text_proj` start as the identity, so an untrained model already retrieves by the
 bridge (DESIGN.md "Models"). Training on clip art and Fashion-MNIST moves both projections away from it,
 and real photos lose their alignment; `bridge_share` keeps part of every score from the untrained
-bridge (a fixed second part of both embeddings): the default model sets 0.5, which tripled photo
-recall among clip art and raised clip-art recall too (BENCHMARKS.md).
+bridge (a fixed second part of both embeddings). With `familiar_bank` that part is larger for images
+unlike the training images (real photos, for a model trained on drawings): the share is chosen per
+image from how close it lies to remembered training images. `class_glosses` puts each ImageNet class's
+WordNet synonyms and gloss into the bridge's class text (BENCHMARKS.md, "Training").
 Towers are locked unless `unlock_image_blocks` / `unlock_text_layers` free their top blocks/layers.
 A tiny variant of each tower (random weights, no files) serves the tests.
 """
