@@ -10,7 +10,25 @@ from pycocoevalcap.cider.cider import Cider
 from training.heads.caption import words
 from training.heads.metrics import bleu4, cider_per_image
 
-VOCAB = "a the red blue green big small circle square triangle on in near white black background top".split()
+VOCAB = [
+    "a",
+    "the",
+    "red",
+    "blue",
+    "green",
+    "big",
+    "small",
+    "circle",
+    "square",
+    "triangle",
+    "on",
+    "in",
+    "near",
+    "white",
+    "black",
+    "background",
+    "top",
+]
 
 
 def _corpus(seed: int, images: int = 25) -> tuple[list[str], list[list[str]]]:
