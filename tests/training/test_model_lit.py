@@ -5,6 +5,7 @@ import torch
 from PIL import Image
 
 from training.factory import create_model, load_model, save_model
+from training.towers import FAMILIAR_WIDTH
 
 
 def _images(n=3):
@@ -151,7 +152,7 @@ def test_familiar_images_keep_bridge_share_and_strange_ones_move_to_unfamiliar_s
     train = domain + 0.05 * torch.randn(40, model.image_net.width, generator=g)  # one tight training domain
     model.remember_training_images(train)
     lo, hi = model.familiar_range.tolist()
-    assert hi - lo == pytest.approx(0.15) and 0.9 < hi <= 1.0
+    assert hi - lo == pytest.approx(FAMILIAR_WIDTH) and 0.9 < hi <= 1.0
     strange = torch.randn(2, model.image_net.width, generator=g)
     feats = torch.cat([domain, strange, domain + 0.3 * strange[:1]])
     shares = model._image_share(feats).squeeze(1)

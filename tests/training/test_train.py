@@ -7,6 +7,7 @@ from safetensors.torch import load_file
 from tests.training.synthetic import make_corpus
 from training.errors import XModalError
 from training.factory import load_model, read_card
+from training.towers import FAMILIAR_WIDTH
 from training.train import main
 
 
@@ -174,4 +175,4 @@ def test_cached_training_fills_the_familiar_bank_from_training_images(shapes, tm
     # every remembered row is one of the training images' features
     assert ((bank @ train.T).max(1).values > 0.999).all()
     lo, hi = model.familiar_range.tolist()
-    assert hi - lo == pytest.approx(0.15)
+    assert hi - lo == pytest.approx(FAMILIAR_WIDTH)
