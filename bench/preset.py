@@ -28,7 +28,7 @@ def timed(cmd: list[str], env: dict, log) -> float:
     t0 = time.perf_counter()
     rc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT).returncode
     if rc != 0:
-        sys.exit(f"{cmd[1]} exited with {rc}; see {log.name}")
+        sys.exit(f"{' '.join(cmd[3:5])} exited with {rc}; see {log.name}")
     return time.perf_counter() - t0
 
 
@@ -44,15 +44,15 @@ def main() -> None:
     missing = [c for c in ("openclipart", "fashion-mnist", "easy-vqa") if not (corpora / c).is_dir()]
     if missing:
         sys.exit(f"corpora not prepared in {corpora}: {', '.join(missing)}; run `xmodal data prepare all`")
-    xmodal = str(Path(sys.executable).with_name("xmodal"))
+    xmodal = [sys.executable, "-c", "from app.cli import main; main()"]  # this checkout (cwd=ROOT)
     with tempfile.TemporaryDirectory(prefix="xmodal-preset-") as tmp, open(_log_path(), "w") as log:
         home = Path(tmp)
         (home / "corpora").symlink_to(corpora.resolve())
         env = {**os.environ, "XMODAL_HOME": str(home)}
         load0 = os.getloadavg()[0]
-        train_s = timed([xmodal, "train", "--preset", "default"], env, log)
+        train_s = timed([*xmodal, "train", "--preset", "default"], env, log)
         load1 = os.getloadavg()[0]
-        eval_s = timed([xmodal, "eval", "--model", str(home / "models/default")], env, log)
+        eval_s = timed([*xmodal, "eval", "--model", str(home / "models/default")], env, log)
         card = json.loads((home / "models/default/card.json").read_text())
     m, heads = card["metrics"], card["heads"]
     vqa, questions = heads["easy-vqa/test/vqa/accuracy"], heads["easy-vqa/test/vqa/questions"]

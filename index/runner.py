@@ -35,6 +35,7 @@ from index.readers import Record
 from index.store import MetaStore, Row
 from index.video import VideoConfig
 from training.atomic import write_atomic
+from training.distributed import init_distributed
 from training.errors import XModalError
 
 
@@ -74,12 +75,6 @@ def load_base(name: str, root: Path | None = None) -> Base:
     )
 
 
-def _distributed() -> tuple[int, int]:
-    """(rank, world size); joins the torchrun process group when launched with more than one process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return int(os.environ.get("RANK", "0")), world
 
 
 def job_key(records: list[Record], fingerprint: str, cfg: JobConfig, base: str | None) -> str:
@@ -252,7 +247,8 @@ def run_job(
     Returns the job report on rank 0 (None on other ranks)."""
     root = indexes_root(root)
     validate_factory(cfg.factory, model.embed_dim)
-    rank, world = _distributed()
+    env = init_distributed()
+    rank, world = env.rank, env.world
     if base is not None:
         from index.search import check_compatible
 

@@ -9,8 +9,10 @@
 `bridge_proj` and `text_proj` start as the identity, so an untrained model already retrieves by the
 bridge (DESIGN.md "Models"). Training on clip art and Fashion-MNIST moves both projections away from it,
 and real photos lose their alignment; `bridge_share` keeps part of every score from the untrained
-bridge (a fixed second part of both embeddings): the default model sets 0.5, which tripled photo
-recall among clip art and raised clip-art recall too (BENCHMARKS.md).
+bridge (a fixed second part of both embeddings). With `familiar_bank` that part is larger for images
+unlike the training images (real photos, for a model trained on drawings): the share is chosen per
+image from how close it lies to remembered training images. `class_glosses` puts each ImageNet class's
+WordNet synonyms and gloss into the bridge's class text (BENCHMARKS.md, "Training").
 Towers are locked unless `unlock_image_blocks` / `unlock_text_layers` free their top blocks/layers.
 A tiny variant of each tower (random weights, no files) serves the tests.
 """
@@ -42,7 +44,17 @@ class LitConfig:
     # clip art moves the trained part. 0 = off; the embeddings then have `embed_dim` dimensions, else
     # embed_dim + the text tower's width.
     bridge_share: float = 0.0
+    # Domain-aware mixing (needs bridge_share): the model keeps the tower features of `familiar_bank` of
+    # its training images (float16; filled by the trainer from its feature cache). An image's familiarity
+    # is the mean cosine of its FAMILIAR_K nearest among them; images as familiar as held-out training
+    # images score with `bridge_share`, and the less familiar an image (a real photo, for a model trained
+    # on drawings), the nearer its share moves to `unfamiliar_share`. 0 or an empty bank: one fixed share.
+    familiar_bank: int = 0
+    unfamiliar_share: float = 0.95
     class_prompt: str = "a photo of a {}."  # for the bridge's class-name embeddings
+    # Each ImageNet class's bridge text also holds its WordNet synonyms and gloss ("sorrel: a horse of a
+    # brownish orange to light brown color", from timm's ImageNetInfo), so "a horse" finds a sorrel.
+    class_glosses: bool = False
     classes: list[str] = field(default_factory=list)  # tiny-cnn only: its class names (ImageNet otherwise)
 
 
@@ -55,6 +67,11 @@ def _rgb_on_white(image: Image.Image) -> Image.Image:
         return canvas
     return image.convert("RGB")
 
+
+FAMILIAR_K = 5  # neighbours averaged into an image's familiarity
+# Familiarity this far below held-out training images' gets the whole unfamiliar share: measured on cached
+# features (6.7k clip-art train images, photos among clip art R@10): 0.15 gave 0.638, 0.10 gave 0.681.
+FAMILIAR_WIDTH = 0.1
 
 # On CPU the tower runs in chunks of this many images: measured here (2 cores, 224 px) 45 img/s in
 # chunks of 4 against 17 img/s in one batch of 64, whose activations no longer fit the caches.
@@ -78,8 +95,11 @@ class EffNetLite0(nn.Module):
             self.net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         self.net.to(memory_format=torch.channels_last)  # measured ~1.7x faster on CPU than NCHW
         from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+        from timm.data import ImageNetInfo
 
         self.classes = list(IMAGENET_CLASSNAMES)
+        info = ImageNetInfo()  # WordNet "lemma, lemma: gloss" of each class, in the classifier's order
+        self.glosses = [info.index_to_description(i, detailed=True) for i in range(len(self.classes))]
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -106,6 +126,7 @@ class TinyCnn(nn.Module):
     def __init__(self, classes: list[str]):
         super().__init__()
         self.classes = classes
+        self.glosses = [f"{c}: a {c}" for c in classes]  # WordNet's "lemma, lemma: gloss" form
         self.convs = nn.ModuleList([nn.Conv2d(3, 16, 3, 2, 1), nn.Conv2d(16, 32, 3, 2, 1)])
         self.fc = nn.Linear(self.width, len(classes))
 
@@ -182,6 +203,8 @@ class LitModel(XModalModel):
         self.image_size = cfg.image_size
         if not 0 <= cfg.bridge_share < 1 or (cfg.bridge_share and not cfg.bridge):
             raise ValueError(f"bridge_share must be in [0, 1) and needs bridge=true, got {cfg.bridge_share}")
+        if cfg.familiar_bank and not (cfg.bridge_share and 0 <= cfg.unfamiliar_share <= 1):
+            raise ValueError("familiar_bank needs bridge_share > 0 and unfamiliar_share in [0, 1]")
         if cfg.image_tower == "efficientnet-lite0":
             self.image_net = EffNetLite0(pretrained)
         elif cfg.image_tower == "tiny-cnn":
@@ -211,6 +234,11 @@ class LitModel(XModalModel):
             self.register_buffer("class_text", self._class_text(pretrained), persistent=True)
         else:
             nn.init.normal_(self.image_proj.weight, std=self.image_net.width**-0.5)
+        if cfg.familiar_bank:
+            # (familiar_bank, width) unit rows, zero until `remember_training_images`; then [lo, hi]:
+            # familiarity at or above hi gets bridge_share, at or below lo unfamiliar_share
+            self.register_buffer("familiar", torch.zeros(cfg.familiar_bank, self.image_net.width).half())
+            self.register_buffer("familiar_range", torch.zeros(2))
         self.logit_scale = nn.Parameter(torch.tensor(np.log(1 / 0.07), dtype=torch.float32))
 
     @torch.no_grad()
@@ -219,9 +247,23 @@ class LitModel(XModalModel):
         if not pretrained:
             return torch.zeros(len(self.image_net.classes), self.text_net.width)
         self.text_net.eval()  # no dropout in the reference embeddings
-        prompts = [self.cfg.class_prompt.format(c) for c in self.image_net.classes]
+        prompt = self.cfg.class_prompt.format
+        names = self._embed_prompts([prompt(c) for c in self.image_net.classes])
+        if not self.cfg.class_glosses:
+            return names
+        # the mean of three unit vectors per class: its name, its synonyms (averaged), its gloss
+        lemmas, glosses = zip(*(g.split(": ", 1) for g in self.image_net.glosses), strict=True)
+        synonyms = [(c, prompt(w)) for c, ws in enumerate(lemmas) for w in ws.split(", ")]
+        per_synonym = self._embed_prompts([t for _, t in synonyms])
+        owner = torch.tensor([c for c, _ in synonyms])
+        summed = torch.zeros_like(names).index_add_(0, owner, per_synonym)
+        classes = self.image_net.classes
+        gloss = self._embed_prompts([f"a {c}: {g}" for c, g in zip(classes, glosses, strict=True)])
+        return F.normalize(names + F.normalize(summed, dim=-1) + gloss, dim=-1)
+
+    def _embed_prompts(self, prompts: list[str]) -> torch.Tensor:
         out = [self.text_tower(self.tokenize(prompts[i : i + 250])) for i in range(0, len(prompts), 250)]
-        return F.normalize(torch.cat(out), dim=-1)
+        return F.normalize(torch.cat(out), dim=-1)  # (len(prompts), W)
 
     def train(self, mode: bool = True):
         """Batch-norm statistics and dropout of the image tower stay frozen: batches here are small."""
@@ -261,8 +303,37 @@ class LitModel(XModalModel):
             bridged = probs @ self.class_text
             x = x + self.bridge_proj(bridged)
             if self.cfg.bridge_share:
-                return self._with_fixed_part(x, bridged)
+                return self._with_fixed_part(x, bridged, self._image_share(features))
         return F.normalize(x, dim=-1) if normalize else x
+
+    def familiarity(self, features: torch.Tensor) -> torch.Tensor:
+        """(B,) mean cosine of each image's FAMILIAR_K nearest remembered training images."""
+        bank = self.familiar.to(features.dtype)
+        sims = F.normalize(features, dim=-1) @ bank.T  # (B, bank)
+        return sims.topk(min(FAMILIAR_K, len(bank)), dim=1).values.mean(1)
+
+    def _image_share(self, features: torch.Tensor) -> torch.Tensor | float:
+        """bridge_share, or per image (B, 1) from its familiarity when the model remembers its domain."""
+        s = self.cfg.bridge_share
+        if not self.cfg.familiar_bank or not self.familiar.any():
+            return s
+        lo, hi = self.familiar_range.tolist()
+        strange = ((hi - self.familiarity(features)) / max(hi - lo, 1e-6)).clamp(0, 1)  # 0 familiar .. 1
+        return (s + (self.cfg.unfamiliar_share - s) * strange).unsqueeze(1)
+
+    @torch.no_grad()
+    def remember_training_images(self, features: torch.Tensor, seed: int = 0) -> None:
+        """Keeps a seeded sample of the training images' tower features (N, width) as the familiar bank
+        and calibrates the familiarity range on the rest, which the bank does not hold: hi is their
+        5th percentile (most training-like images keep bridge_share), lo sits FAMILIAR_WIDTH below it."""
+        if not self.cfg.familiar_bank:
+            return
+        order = torch.randperm(len(features), generator=torch.Generator().manual_seed(seed))
+        keep, rest = order[: self.cfg.familiar_bank], order[self.cfg.familiar_bank :]
+        self.familiar = F.normalize(features[keep].float(), dim=-1).half().to(self.familiar.device)
+        held_out = features[rest[:4096]] if len(rest) else features[keep]
+        hi = self.familiarity(held_out.float().to(self.familiar.device)).quantile(0.05).item()
+        self.familiar_range = torch.tensor([hi - FAMILIAR_WIDTH, hi], device=self.familiar.device)
 
     def text_tower(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         return _mean_pool(*self.text_net.states(tokens))  # (B, width)
@@ -270,15 +341,18 @@ class LitModel(XModalModel):
     def text_head(self, features: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         x = self.text_proj(features)
         if self.cfg.bridge_share:
-            return self._with_fixed_part(x, features)
+            return self._with_fixed_part(x, features, self.cfg.bridge_share)
         return F.normalize(x, dim=-1) if normalize else x
 
-    def _with_fixed_part(self, trained: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
-        """[sqrt(1 - s) * trained, sqrt(s) * fixed] with both parts unit length (s = bridge_share), so the
-        cosine of two such embeddings is (1 - s) * cos(trained parts) + s * cos(fixed parts), and the
-        result is unit length whether or not `normalize` was asked for."""
-        s = self.cfg.bridge_share
-        parts = [(1 - s) ** 0.5 * F.normalize(trained, dim=-1), s**0.5 * F.normalize(fixed, dim=-1)]
+    def _with_fixed_part(
+        self, trained: torch.Tensor, fixed: torch.Tensor, share: torch.Tensor | float
+    ) -> torch.Tensor:
+        """[sqrt(1 - s) * trained, sqrt(s) * fixed] with both parts unit length (s = share: a number, or
+        (B, 1) per image), so the cosine of a text (share t) and an image (share s) is
+        sqrt((1 - t)(1 - s)) * cos(trained parts) + sqrt(t * s) * cos(fixed parts), and the result is
+        unit length whether or not `normalize` was asked for."""
+        keep = torch.as_tensor(share, dtype=trained.dtype, device=trained.device)
+        parts = [(1 - keep).sqrt() * F.normalize(trained, dim=-1), keep.sqrt() * F.normalize(fixed, dim=-1)]
         return torch.cat(parts, dim=-1)
 
     def encode_image(self, images: torch.Tensor, normalize: bool = False) -> torch.Tensor:

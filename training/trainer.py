@@ -1,40 +1,30 @@
-"""The training loop behind `xmodal train` (flags and presets: training/train.py).
+"""The training loop behind `xmodal train` (flags: training/train.py; settings and presets:
+training/config.py; resumable state: training/checkpoint.py).
 
 One process or many under torchrun. Tasks call the model's encode methods rather than its forward, so
-instead of wrapping the model in DDP the trainer averages gradients across ranks itself (all_reduce
-after backward), which is what DDP does, minus the overlap; the contrastive loss all-gathers features.
+DDP wraps `TaskLoss`, a module whose forward is the weighted sum of the tasks' losses: DDP then
+averages the gradients across ranks (overlapping the all-reduce with backward) and the contrastive
+loss all-gathers features.
 """
 
-import json
 import math
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from safetensors import safe_open
-from safetensors.torch import save_file
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from training.atomic import atomic_path
+from training.checkpoint import load_state, save_state
+from training.config import TrainConfig
+from training.distributed import init_distributed
 from training.errors import XModalError
 from training.factory import load_model, read_card, save_model, starting_model
 from training.model import XModalModel
 from training.tasks import ContrastiveTask, Task
-from training.train import TrainConfig
-
-STATE_FILE = "trainer_state.safetensors"
-
-
-def saved_config(out: str | Path) -> dict:
-    """The TrainConfig (as a dict) of the run saved in `out`; XModalError when there is none."""
-    path = Path(out) / STATE_FILE
-    if not path.is_file():
-        raise XModalError(f"--resume: no checkpoint in {out} (missing {STATE_FILE}); start without --resume")
-    with safe_open(str(path), framework="pt") as f:
-        return json.loads(f.metadata()["config"])
 
 
 def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
@@ -50,6 +40,19 @@ def _subsample(keys: list[str], limit: int | None, seed: int) -> set[str]:
         return set(keys)
     g = torch.Generator().manual_seed(seed)
     return {keys[i] for i in torch.randperm(len(keys), generator=g)[:limit].tolist()}
+
+
+class TaskLoss(nn.Module):
+    """forward(batches by task name) -> (weighted total, {task: loss}): the tasks as one module for DDP."""
+
+    def __init__(self, model: XModalModel, tasks: list[Task]):
+        super().__init__()
+        self.model = model
+        self.tasks = tasks
+
+    def forward(self, batches: dict[str, dict]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        losses = {t.name: t.loss(self.model, batches[t.name]) for t in self.tasks}
+        return sum(t.weight * losses[t.name] for t in self.tasks), losses
 
 
 class Trainer:
@@ -80,17 +83,8 @@ class Trainer:
     # --- setup -------------------------------------------------------------------------------------
 
     def _init_distributed(self) -> None:
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        cuda = torch.cuda.is_available()
-        if cuda:
-            local = int(os.environ.get("LOCAL_RANK", "0"))
-            torch.cuda.set_device(local)
-            self.device = torch.device("cuda", local)
-        else:
-            self.device = torch.device("cpu")
-        if self.world > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if cuda else "gloo")
+        env = init_distributed()
+        self.world, self.rank, self.device = env.world, env.rank, env.device
         if self.cfg.batch_size % self.world:
             raise XModalError(f"--batch-size {self.cfg.batch_size} is not divisible by {self.world} ranks")
 
@@ -153,6 +147,8 @@ class Trainer:
             if (self.rank == 0) == (turn == 0):
                 store.prepare(pairs)
             self._barrier()
+        if hasattr(self.model, "remember_training_images"):  # LiT: domain-aware bridge share (towers.py)
+            self.model.remember_training_images(store.images([p.key for p in pairs]), self.cfg.seed)
         return store
 
     def _barrier(self) -> None:
@@ -163,17 +159,7 @@ class Trainer:
 
     def _save(self, step: int, loss: float, wall: float) -> None:
         if self.rank == 0:
-            opt = self.opt.state_dict()
-            tensors = {f"opt.{i}.{k}": v for i, s in opt["state"].items() for k, v in s.items()}
-            tensors["rng.torch"] = torch.get_rng_state()
-            meta = {
-                "step": str(step),
-                "param_groups": json.dumps(opt["param_groups"]),
-                "config": json.dumps(asdict(self.cfg)),
-            }
-            self.out.mkdir(parents=True, exist_ok=True)
-            with atomic_path(self.out / STATE_FILE) as tmp:
-                save_file(tensors, str(tmp), metadata=meta)
+            save_state(self.out, self.opt, step, asdict(self.cfg))
             card = {
                 "data": {"corpora": self.cfg.data, "limits": self.cfg.limits, **self.data_counts},
                 "tasks": self.cfg.tasks,
@@ -189,21 +175,7 @@ class Trainer:
         self._barrier()
 
     def _load_state(self) -> int:
-        path = self.out / STATE_FILE
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata()
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no iterator)
-        step = int(meta["step"])
-        if read_card(self.out).get("steps") != step:
-            raise XModalError(f"--resume: {self.out} holds an incomplete checkpoint (killed while saving)")
-        state: dict[int, dict] = {}
-        for key, value in tensors.items():
-            if key.startswith("opt."):
-                _, i, name = key.split(".", 2)
-                state.setdefault(int(i), {})[name] = value
-        self.opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
-        torch.set_rng_state(tensors["rng.torch"])
-        return step
+        return load_state(self.out, self.opt, read_card(self.out).get("steps"))
 
     # --- loop --------------------------------------------------------------------------------------
 
@@ -223,6 +195,12 @@ class Trainer:
         cfg, model = self.cfg, self.model
         self._iters: dict[str, tuple] = {}
         params = [p for g in self.opt.param_groups for p in g["params"]]
+        task_loss = TaskLoss(model, self.tasks)
+        if self.world > 1:  # broadcast_buffers off: batch norm is frozen, the bridge's class table fixed
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            task_loss = DistributedDataParallel(
+                task_loss, device_ids=ids, broadcast_buffers=False, find_unused_parameters=True
+            )
         amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
         samples = sum(t.global_batch for t in self.tasks if hasattr(t, "global_batch")) or cfg.batch_size
         if self.step >= self.total:
@@ -235,16 +213,11 @@ class Trainer:
             for g in self.opt.param_groups:
                 g["lr"] = lr_at(self.step, self.total, cfg.lr, cfg.warmup)
             with amp:
-                losses = {t.name: t.loss(model, self._batch(t, self.step)) for t in self.tasks}
-                loss = sum(t.weight * losses[t.name] for t in self.tasks)
+                loss, losses = task_loss({t.name: self._batch(t, self.step) for t in self.tasks})
             self.opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # under DDP, gradients arrive averaged over the ranks
             logged = torch.stack([loss.detach().float(), *[v.detach().float() for v in losses.values()]])
-            if self.world > 1:
-                for p in params:
-                    if p.grad is not None:
-                        dist.all_reduce(p.grad)
-                        p.grad /= self.world
+            if self.world > 1:  # the logged losses: the mean over ranks
                 dist.all_reduce(logged)
                 logged /= self.world
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)

@@ -5,6 +5,7 @@ import torch
 from PIL import Image
 
 from training.factory import create_model, load_model, save_model
+from training.towers import FAMILIAR_WIDTH
 
 
 def _images(n=3):
@@ -112,3 +113,75 @@ def test_bridge_share_scores_are_a_fixed_mix_of_trained_and_bridge_cosines():
 def test_bad_bridge_share_is_refused(lit):
     with pytest.raises(ValueError, match="bridge_share"):
         _tiny_lit(**lit)
+
+
+def test_class_glosses_bridge_text_is_the_mean_of_name_synonyms_and_gloss():
+    """With class_glosses each class's bridge row is the normalised sum of three unit vectors: its name
+    prompt, the mean of its synonym prompts, and "a NAME: GLOSS" (WordNet's "lemma, lemma: gloss")."""
+    import torch.nn.functional as F
+
+    model = _tiny_lit(class_glosses=True)
+    model.image_net.glosses[1] = "dog, domestic dog: a member of the genus Canis"
+    model.text_net.eval()
+
+    def emb(prompts):
+        return F.normalize(model.text_tower(model.tokenize(prompts)), dim=-1)
+
+    with torch.no_grad():
+        expected = F.normalize(
+            emb(["a photo of a dog."])[0]
+            + F.normalize(emb(["a photo of a dog.", "a photo of a domestic dog."]).mean(0), dim=0)
+            + emb(["a dog: a member of the genus Canis"])[0],
+            dim=0,
+        )
+        rows = model._class_text(pretrained=True)
+    assert torch.allclose(rows[1], expected, atol=1e-5)
+    assert not torch.allclose(rows[1], emb(["a photo of a dog."])[0], atol=1e-3)
+
+
+def test_familiar_images_keep_bridge_share_and_strange_ones_move_to_unfamiliar_share():
+    """Per image share s_i from familiarity: cos(text, image) = sqrt((1 - t)(1 - s_i)) cos(trained parts)
+    + sqrt(t s_i) cos(bridge parts), t = bridge_share for every text."""
+    import torch.nn.functional as F
+
+    model = _tiny_lit(bridge_share=0.3, familiar_bank=6, unfamiliar_share=0.9).eval()
+    with torch.no_grad():
+        model.image_proj.weight.add_(torch.randn(model.image_proj.weight.shape) * 0.5)  # as if trained
+    g = torch.Generator().manual_seed(0)
+    domain = torch.randn(1, model.image_net.width, generator=g)
+    train = domain + 0.05 * torch.randn(40, model.image_net.width, generator=g)  # one tight training domain
+    model.remember_training_images(train)
+    lo, hi = model.familiar_range.tolist()
+    assert hi - lo == pytest.approx(FAMILIAR_WIDTH) and 0.9 < hi <= 1.0
+    strange = torch.randn(2, model.image_net.width, generator=g)
+    feats = torch.cat([domain, strange, domain + 0.3 * strange[:1]])
+    shares = model._image_share(feats).squeeze(1)
+    assert shares[0].item() == pytest.approx(0.3)  # as familiar as training images
+    assert shares[1:3].tolist() == pytest.approx([0.9, 0.9])  # unlike any of them
+    between = ((hi - model.familiarity(feats[3:])) / (hi - lo)).clamp(0, 1).item()
+    assert shares[3].item() == pytest.approx(0.3 + 0.6 * between)
+
+    tokens = model.tokenize(["a cat", "two dogs on a boat"])
+    text_features = model.text_tower(tokens)
+    img, txt = model.image_head(feats), model.text_head(text_features)
+    assert torch.allclose(img.norm(dim=1), torch.ones(4), atol=1e-5)
+    probs = (model.image_net.logits(feats) / model.bridge_log_temp.exp()).softmax(-1)
+    bridged = probs @ model.class_text
+    trained_img = F.normalize(model.image_proj(feats) + model.bridge_proj(bridged), dim=-1)
+    trained_txt = F.normalize(model.text_proj(text_features), dim=-1)
+    s = shares[None, :]
+    expected = ((0.7 * (1 - s)) ** 0.5) * (trained_txt @ trained_img.T) + ((0.3 * s) ** 0.5) * (
+        F.normalize(text_features, dim=-1) @ F.normalize(bridged, dim=-1).T
+    )
+    assert torch.allclose(txt @ img.T, expected, atol=1e-5)
+
+
+def test_an_empty_familiar_bank_means_one_fixed_share(tmp_path):
+    model = _tiny_lit(bridge_share=0.3, familiar_bank=6)
+    assert model._image_share(torch.randn(3, model.image_net.width)) == 0.3
+    model.remember_training_images(torch.randn(20, model.image_net.width))
+    save_model(model, tmp_path / "m")
+    again = load_model(tmp_path / "m")
+    assert torch.equal(again.familiar, model.familiar) and torch.equal(
+        again.familiar_range, model.familiar_range
+    )

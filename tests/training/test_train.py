@@ -7,6 +7,7 @@ from safetensors.torch import load_file
 from tests.training.synthetic import make_corpus
 from training.errors import XModalError
 from training.factory import load_model, read_card
+from training.towers import FAMILIAR_WIDTH
 from training.train import main
 
 
@@ -149,3 +150,29 @@ def test_weighted_tasks_train_a_vqa_head_beside_the_contrastive_loss(shapes, tmp
     assert set(model.heads) == {"vqa"} and sorted(model.config.heads["vqa"]["answers"]) == sorted(
         ["blue", "green", "red", "yellow"]
     )
+
+
+def test_cached_training_fills_the_familiar_bank_from_training_images(shapes, tmp_path, monkeypatch):
+    """A LiT model with familiar_bank remembers its training images' tower features (towers.py)."""
+    import training.factory
+    from training.factory import get_model_config
+    from training.features import FeatureStore
+
+    def with_bank(name):
+        config = get_model_config(name)
+        config.lit = {**config.lit, "bridge_share": 0.4, "familiar_bank": 8}
+        return config
+
+    monkeypatch.setattr(training.factory, "get_model_config", with_bank)
+    out = tmp_path / "m"
+    main(["--model", "tiny-lit", "--data", "shapes", "--out", str(out), "--steps", "1", "--batch-size", "12"])
+    model = load_model(out)
+    store = FeatureStore(model)
+    store.prepare_images({f"shapes/{p.stem}": p for p in sorted((shapes.parent / "media").glob("*.png"))})
+    train = torch.nn.functional.normalize(torch.stack(list(store._images.values())), dim=-1)
+    bank = model.familiar.float()
+    assert bank.shape == (8, model.image_net.width) and bank.any()
+    # every remembered row is one of the training images' features
+    assert ((bank @ train.T).max(1).values > 0.999).all()
+    lo, hi = model.familiar_range.tolist()
+    assert hi - lo == pytest.approx(FAMILIAR_WIDTH)

@@ -1,4 +1,5 @@
-"""Caption metrics as the COCO caption evaluation defines them (pycocoevalcap), on `words()` tokens.
+"""Caption metrics as the COCO caption evaluation defines them (pycocoevalcap), on `words()` tokens;
+tests/training/test_heads_metrics_coco.py checks both against pycocoevalcap's own scorers.
 
     bleu4(hyps, refs)  corpus BLEU-4: clipped n-gram precisions summed over the corpus, geometric mean,
                        brevity penalty against the closest reference length
