@@ -1,7 +1,7 @@
 # xmodal: `make demo` sets everything up and serves the default; `make test` installs and tests.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DEBIAN_PACKAGES := openclipart-svg dataset-fashion-mnist opencv-doc chromium
+DEBIAN_PACKAGES := openclipart-svg dataset-fashion-mnist opencv-doc chromium wordnet-base
 
 .PHONY: setup system-deps test demo lint clean
 
