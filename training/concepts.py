@@ -19,14 +19,7 @@ WORDNET_DIR = os.environ.get("XMODAL_WORDNET_DIR", "/usr/share/wordnet")  # Debi
 
 # WordNet 3.0's lexicographer files in number order (lexnames(5WN)). nltk reads them from a `lexnames`
 # file that Debian's package leaves out; nothing here uses them beyond letting the reader start.
-_LEXNAMES = (
-    "adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute noun.body "
-    "noun.cognition noun.communication noun.event noun.feeling noun.food noun.group noun.location "
-    "noun.motive noun.object noun.person noun.phenomenon noun.plant noun.possession noun.process "
-    "noun.quantity noun.relation noun.shape noun.state noun.substance noun.time verb.body verb.change "
-    "verb.cognition verb.communication verb.competition verb.consumption verb.contact verb.creation "
-    "verb.emotion verb.motion verb.perception verb.possession verb.social verb.stative verb.weather adj.ppl"
-).split()
+_LEXNAMES = ["adj.all", "adj.pert", "adv.all", "noun.Tops", "noun.act", "noun.animal", "noun.artifact", "noun.attribute", "noun.body", "noun.cognition", "noun.communication", "noun.event", "noun.feeling", "noun.food", "noun.group", "noun.location", "noun.motive", "noun.object", "noun.person", "noun.phenomenon", "noun.plant", "noun.possession", "noun.process", "noun.quantity", "noun.relation", "noun.shape", "noun.state", "noun.substance", "noun.time", "verb.body", "verb.change", "verb.cognition", "verb.communication", "verb.competition", "verb.consumption", "verb.contact", "verb.creation", "verb.emotion", "verb.motion", "verb.perception", "verb.possession", "verb.social", "verb.stative", "verb.weather", "adj.ppl"]
 
 # A hypernym counts as a "basic" name (cat, dog, apple, car) when its lemmas occur at least this often
 # in WordNet's sense-tagged corpus (cntlist): tabby (0) -> domestic_cat (3) -> cat (18+).
@@ -155,8 +148,14 @@ def concepts_for(classes: list[str]) -> tuple[Concept, ...]:
     return _concepts(tuple(classes))
 
 
+# Where WordNet's tree and everyday words part: buses, trains and trams are "public transport", a
+# conveyance beside (not under) vehicle, yet everyone calls them vehicles.
+CATEGORY_EXTRA = {"vehicle": ("conveyance.n.03",)}
+
+
 def category_synsets(word: str) -> frozenset[str]:
     """The noun senses of `word` ("animal" -> {animal.n.01}, "fruit" -> {fruit.n.01, ...}): a class is
     of that category when one of them is among its ancestors. Empty when `word` is not a noun."""
     lemma = word.strip().lower().replace(" ", "_")
-    return frozenset(s.name() for s in wordnet().synsets(lemma, pos="n"))
+    senses = {s.name() for s in wordnet().synsets(lemma, pos="n")}
+    return frozenset(senses | set(CATEGORY_EXTRA.get(lemma, ())))

@@ -13,6 +13,7 @@ otherwise it is named "prompt classification on a held-out split" (DESIGN.md, "H
 """
 
 import contextlib
+import re
 
 import torch
 from tqdm import tqdm
@@ -182,3 +183,70 @@ def evaluate_model(
                 continue
         out["heads"] = evaluate_heads(model, manifests)
     return out
+
+
+def real_photo_set() -> dict:
+    """The hand-written real-photo evaluation set (training/eval/real_photos.json)."""
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(__file__).parent / "eval" / "real_photos.json").read_text())
+
+
+@torch.no_grad()
+def evaluate_real_photos(model: XModalModel, calibration, bank: list[str] | None = None) -> dict:
+    """The real-photo set through the service's solvers (training/understand.py): VQA top-1 (per question
+    kind too), caption hit rate (the top caption holds an accepted word), text->photo R@1/R@5 over all
+    photos by their own captions. The caption bank (`bank`, e.g. clip-art titles, plus every OTHER photo's
+    caption) never holds the evaluated photo's own caption."""
+    from training.questions import parse_question
+    from training.tasks import load_rgb
+    from training.understand import answer_question, caption_image, image_features
+
+    spec = real_photo_set()["photos"]
+    items = {it.id: (path, it) for _, path, it in _split_items("photos", None, None) if it.id in spec}
+    if not items:
+        raise XModalError("the photos corpus holds none of the real-photo set's photos; run `xmodal data photos`")
+    keys = sorted(items)
+    model.eval()
+    images = {k: load_rgb(items[k][0]) for k in keys}
+    feats = {}
+    for i in range(0, len(keys), 8):
+        chunk = keys[i : i + 8]
+        pix = torch.stack([model.preprocess(images[k]) for k in chunk])
+        feats.update(zip(chunk, image_features(model, pix), strict=True))
+    own = {k: items[k][1].captions[0] for k in keys}
+    bank_texts = sorted(set(bank or []) | set(own.values()))
+    bank_emb = embed_texts(model, bank_texts)
+    right, per_kind, methods, hits, solvers = [], {}, {}, [], {}
+    for k in keys:
+        feat = feats[k]
+        sims = bank_emb @ feat.embedding
+        ranked = [(bank_texts[j], float(sims[j])) for j in sims.argsort(descending=True)[:6].tolist()]
+        ranked = [(t, s) for t, s in ranked if t != own[k]][:5]  # leave this photo's own caption out
+        cap = caption_image(model, feat, calibration, ranked, k=1)[0]
+        methods[cap.method] = methods.get(cap.method, 0) + 1
+        words = set(re.findall(r"[a-z]+", cap.text.lower()))
+        hits.append(any(w in words or (" " in w and w in cap.text.lower()) for w in spec[k]["caption_words"]))
+        for qa in spec[k]["questions"]:
+            ans = answer_question(model, feat, images[k], qa["question"], calibration, k=1)[0]
+            ok = not ans.unsure and ans.text.lower() in qa["answers"]
+            right.append(ok)
+            kind = parse_question(qa["question"]).kind
+            per_kind.setdefault(kind, []).append(ok)
+            solvers[ans.method] = solvers.get(ans.method, 0) + 1
+    captions = [own[k] for k in keys]
+    relevant = torch.tensor([[captions[q] == own[k] for k in keys] for q in range(len(keys))])
+    img = torch.stack([feats[k].embedding for k in keys])
+    recall = retrieval_recall(img, embed_texts(model, captions), relevant, ks=(1, 5))
+    return {
+        "vqa_top1": round(sum(right) / len(right), 4),
+        **{f"vqa_{kind}": round(sum(v) / len(v), 4) for kind, v in sorted(per_kind.items())},
+        "caption_hit_rate": round(sum(hits) / len(hits), 4),
+        "t2i_R@1": round(recall["t2i_R@1"], 4),
+        "t2i_R@5": round(recall["t2i_R@5"], 4),
+        "photos": len(keys),
+        "questions": len(right),
+        "caption_methods": methods,
+        "vqa_solvers": solvers,
+    }
