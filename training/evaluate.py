@@ -206,7 +206,9 @@ def evaluate_real_photos(model: XModalModel, calibration, bank: list[str] | None
     spec = real_photo_set()["photos"]
     items = {it.id: (path, it) for _, path, it in _split_items("photos", None, None) if it.id in spec}
     if not items:
-        raise XModalError("the photos corpus holds none of the real-photo set's photos; run `xmodal data photos`")
+        raise XModalError(
+            "the photos corpus holds none of the real-photo set's photos; run `xmodal data photos`"
+        )
     keys = sorted(items)
     model.eval()
     images = {k: load_rgb(items[k][0]) for k in keys}

@@ -1,11 +1,11 @@
 """The question router: what kind of question was asked, and about what.
 
-    parse_question("what animal is this?")       -> Question("kind", "animal")
-    parse_question("what is this?")              -> Question("kind", None)       any concept
-    parse_question("what colour is the car?")    -> Question("colour", "car")
-    parse_question("is there a dog?")            -> Question("presence", "dog")
-    parse_question("is this a cat?")             -> Question("identity", "cat")
-    parse_question("why is the sky blue?")       -> Question("other", None)      the solvers say unsure
+parse_question("what animal is this?")       -> Question("kind", "animal")
+parse_question("what is this?")              -> Question("kind", None)       any concept
+parse_question("what colour is the car?")    -> Question("colour", "car")
+parse_question("is there a dog?")            -> Question("presence", "dog")
+parse_question("is this a cat?")             -> Question("identity", "cat")
+parse_question("why is the sky blue?")       -> Question("other", None)      the solvers say unsure
 """
 
 import re

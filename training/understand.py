@@ -212,7 +212,9 @@ def caption_image(
     if domain != "photo" and "caption" in heads:
         from training.heads.inference import beam_captions
 
-        hyps = beam_captions(heads["caption"], feat.tokens[None].to(model.device), max(3, k), 30, max(3, k))[0]
+        hyps = beam_captions(heads["caption"], feat.tokens[None].to(model.device), max(3, k), 30, max(3, k))[
+            0
+        ]
         decoded = [(t, s) for t, s in hyps if not is_junk(t)]
     if domain in ("easy-vqa", "unknown") and decoded:
         return [Result(t, s, "decoder") for t, s in decoded[:k]]
@@ -279,7 +281,9 @@ def calibrate(model, manifests: dict, n: int = 160, seed: int = 0) -> dict:
     def sample(name, splits, m):
         items = [it for it in load_manifest(manifests[name], splits) if it.media == "image"]
         items = rng.sample(items, min(m, len(items)))
-        return {f"{manifests[name].parent.name}/{it.id}": media_path(manifests[name], it) for it in items}, items
+        return {
+            f"{manifests[name].parent.name}/{it.id}": media_path(manifests[name], it) for it in items
+        }, items
 
     def pooled(keyed):
         store.prepare_images(keyed)
@@ -293,11 +297,16 @@ def calibrate(model, manifests: dict, n: int = 160, seed: int = 0) -> dict:
         centroid = F.normalize(pooled(train).mean(0), dim=0)
         cos = pooled(held) @ centroid
         floor = float(cos.quantile(0.05))
-        out["domains"][name] = {"centroid": [round(v, 5) for v in centroid.tolist()], "min_cos": round(floor, 4)}
+        out["domains"][name] = {
+            "centroid": [round(v, 5) for v in centroid.tolist()],
+            "min_cos": round(floor, 4),
+        }
         out["calibrated_on"][f"domain/{name}"] = f"{len(train)} train, {len(held)} held-out images"
     if "openclipart" in manifests:
         keyed, items = sample("openclipart", ("val", "test"), n)
-        pairs = [(k, it) for k, it in zip(keyed, items, strict=True) if it.captions and _nouns(it.captions[0])]
+        pairs = [
+            (k, it) for k, it in zip(keyed, items, strict=True) if it.captions and _nouns(it.captions[0])
+        ]
         emb = embed_items(model, {k: keyed[k] for k, _ in pairs})
         nouns = [_nouns(it.captions[0]) for _, it in pairs]
         every = sorted({w for ws in nouns for w in ws})
@@ -312,9 +321,11 @@ def calibrate(model, manifests: dict, n: int = 160, seed: int = 0) -> dict:
         bank = rng.sample(bank, min(3000, len(bank)))
         sims = emb @ embed_texts(model, bank).T  # (P, bank)
         best = sims.max(1)
-        right = [bool(set(_nouns(bank[j])) & set(ws)) for j, ws in zip(best.indices.tolist(), nouns, strict=True)]
+        right = [
+            bool(set(_nouns(bank[j])) & set(ws)) for j, ws in zip(best.indices.tolist(), nouns, strict=True)
+        ]
         out["bank_score"] = _precision_cut(best.values.tolist(), right, BANK_PRECISION)
         out["calibrated_on"]["bank_score"] = (
-            f"{len(right)} clip-art held-out images against {len(bank)} train titles, precision {BANK_PRECISION}"
+            f"{len(right)} clip-art held-out images, {len(bank)} train titles, precision {BANK_PRECISION}"
         )
     return out

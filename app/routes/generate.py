@@ -57,10 +57,9 @@ def _calibration(state):
 
 async def _bank(state, encoders, vec: torch.Tensor, index: str | None, k: int) -> list[tuple[str, float]]:
     """The index's captions nearest to an image; none when the service has no index (auto mode)."""
-    try:
-        state.index(index)
-    except HTTPException:
+    if index is None and state.default_index is None:
         return []
+    state.index(index)  # an unknown name is the caller's error (404)
     return await rank_texts(state, encoders, vec, None, index, k)
 
 
@@ -113,7 +112,9 @@ async def caption(
         "k": {"type": "integer", "default": 3},
     }),
 )  # fmt: skip
-async def vqa(request: Request, state: ServingDep, encoders: EncodersDep, settings: SettingsDep) -> VqaResponse:
+async def vqa(
+    request: Request, state: ServingDep, encoders: EncodersDep, settings: SettingsDep
+) -> VqaResponse:
     """Top-k answers to a question about an image, with probabilities, the solver that answered, and
     `unsure` where the model cannot answer it."""
     from training.understand import answer_question
