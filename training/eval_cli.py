@@ -30,8 +30,13 @@ def evaluate(
     classify: str = typer.Option("fashion-mnist", help="Labelled corpus for prompt classification."),
     limit: int = typer.Option(None, help="Evaluate on at most N test images per corpus (seeded sample)."),
     write: bool = typer.Option(True, help="Merge the metrics into the model's card.json."),
+    calibrate: bool = typer.Option(
+        True,
+        help="Measure the caption/VQA solvers' thresholds on held-out data first (card 'understanding').",
+    ),
 ) -> None:
-    """Evaluate a model: retrieval recall and prompt classification."""
+    """Evaluate a model: retrieval recall, prompt classification, the real-photo set (VQA, captions,
+    text->photo, text->video); calibrates the caption and VQA solvers first."""
     from training.evaluate import evaluate_model
     from training.factory import load_model, read_card, write_card
 
@@ -39,10 +44,29 @@ def evaluate(
         raise XModalError(f"--limit must be positive, got {limit}")
     m = load_model(model)
     card = read_card(model) if Path(model).is_dir() else {}
+    if calibrate:
+        card["understanding"] = _calibrate(m)
     metrics = evaluate_model(m, card, retrieval, classify, limit)
     typer.echo(format_table(metrics))
     if write and Path(model).is_dir():
-        write_card(model, {"metrics": {**card.get("metrics", {}), **metrics}})
+        updates = {"metrics": {**card.get("metrics", {}), **metrics}}
+        if calibrate:
+            updates["understanding"] = card["understanding"]
+        write_card(model, updates)
+
+
+def _calibrate(model) -> dict:
+    """training/understand.calibrate on the prepared held-out corpora (easy-vqa, openclipart)."""
+    from training.data.corpora import corpus_manifest
+    from training.understand import calibrate
+
+    manifests = {}
+    for name in ("easy-vqa", "openclipart"):
+        try:
+            manifests[name] = corpus_manifest(name)
+        except XModalError:
+            continue
+    return calibrate(model, manifests)
 
 
 def main(argv: list[str] | None = None):

@@ -69,6 +69,15 @@ def embed_items(model: XModalModel, keyed_images: dict[str, object], batch_size:
 
 @torch.no_grad()
 def embed_texts(model: XModalModel, texts: list[str], batch_size: int = 256) -> torch.Tensor:
+    """(N, D) normalised text embeddings; locked text towers go through the feature cache."""
+    if model.text_locked:
+        from training.features import FeatureStore
+
+        store = FeatureStore(model, batch_size=batch_size)
+        store.prepare_texts(texts)
+        feats = store.texts(texts).to(model.device)
+        return torch.cat([model.text_head(feats[i : i + 4096], normalize=True).float().cpu()
+                          for i in range(0, len(texts), 4096)])  # fmt: skip
     return torch.cat([model.embed_texts(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)])
 
 
@@ -171,6 +180,13 @@ def evaluate_model(
     }
     with contextlib.suppress(XModalError):  # without a prepared photos corpus there is no such figure
         out[f"photos/among_{retrieval}_test"] = evaluate_photos_among(model, "photos", retrieval, limit)
+    from training.understand import Calibration
+
+    with contextlib.suppress(XModalError):
+        bank = [it.captions[0] for _, _, it in _split_items(retrieval, "train", None) if it.captions]
+        out["photos/real_set"] = evaluate_real_photos(model, Calibration.from_card(card), bank)
+    with contextlib.suppress(XModalError):
+        out["videos/real_set"] = evaluate_videos(model)
     if getattr(model, "heads", None):
         from training.data.corpora import corpus_manifest
         from training.heads.evaluate import evaluate_heads
@@ -252,3 +268,44 @@ def evaluate_real_photos(model: XModalModel, calibration, bank: list[str] | None
         "caption_methods": methods,
         "vqa_solvers": solvers,
     }
+
+
+def _video_frames(model: XModalModel, path, n: int = 8) -> torch.Tensor:
+    """(n, 3, H, W) frames spread evenly over a video by seeking, preprocessed (PyAV; the index's
+    sampler lives in index/video.py, which training may not import)."""
+    import av
+
+    frames = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        duration = float(stream.duration * stream.time_base) if stream.duration else container.duration / 1e6
+        for t in torch.linspace(0, duration * 0.95, n).tolist():
+            container.seek(int(t / stream.time_base), stream=stream)
+            frame = next(container.decode(stream), None)
+            if frame is not None:
+                frames.append(frame.to_image())
+    if not frames:
+        raise XModalError(f"{path}: no video frames decoded")
+    return torch.stack([model.preprocess(f) for f in frames])
+
+
+@torch.no_grad()
+def evaluate_videos(model: XModalModel) -> dict:
+    """Text->video R@1 (and R@5) with the real-photo set's hand-written video queries (not the captions)
+    over every video of the videos corpus."""
+    from training.data.corpora import corpus_manifest
+    from training.data.manifest import load_manifest, media_path
+
+    manifest = corpus_manifest("videos")
+    videos = [it for it in load_manifest(manifest) if it.media == "video"]
+    if not videos:
+        raise XModalError("corpus 'videos' has no videos to evaluate on")
+    ids = [it.id for it in videos]
+    model.eval()
+    frames = [_video_frames(model, media_path(manifest, it))[None].to(model.device) for it in videos]
+    vid = torch.cat([model.encode_video(f, normalize=True) for f in frames]).float().cpu()  # (V, D)
+    queries = [q for q in real_photo_set()["videos"] if set(q["relevant"]) & set(ids)]
+    relevant = torch.tensor([[i in q["relevant"] for i in ids] for q in queries])
+    recall = retrieval_recall(vid, embed_texts(model, [q["query"] for q in queries]), relevant, ks=(1, 5))
+    return {"t2v_R@1": round(recall["t2i_R@1"], 4), "t2v_R@5": round(recall["t2i_R@5"], 4),
+            "videos": len(ids), "queries": len(queries)}  # fmt: skip
