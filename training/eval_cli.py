@@ -56,12 +56,12 @@ def evaluate(
 
 
 def _calibrate(model) -> dict:
-    """training/understand.calibrate on the prepared held-out corpora (easy-vqa, openclipart)."""
+    """training/understand.calibrate on the prepared corpora (easy-vqa, openclipart, photos)."""
     from training.data.corpora import corpus_manifest
     from training.understand import calibrate
 
     manifests = {}
-    for name in ("easy-vqa", "openclipart"):
+    for name in ("easy-vqa", "openclipart", "photos"):
         try:
             manifests[name] = corpus_manifest(name)
         except XModalError:

@@ -13,6 +13,7 @@ otherwise it is named "prompt classification on a held-out split" (DESIGN.md, "H
 """
 
 import contextlib
+import dataclasses
 import re
 
 import torch
@@ -201,6 +202,34 @@ def evaluate_model(
     return out
 
 
+def yes_no_pairs(model: XModalModel, feats: dict, spec: dict) -> list[tuple[str, float, bool]]:
+    """(photo key, zero-shot z-score, answer is yes) for every yes/no question of the real-photo set."""
+    from training.questions import parse_question
+    from training.understand import yes_no_scores
+
+    out = []
+    for k, feat in feats.items():
+        for qa in spec[k]["questions"]:
+            q = parse_question(qa["question"])
+            if q.kind in ("presence", "identity"):
+                z = float(yes_no_scores(model, feat.embedding[None].to(model.device), [q.target])[0])
+                out.append((k, z, qa["answers"] == ["yes"]))
+    return out
+
+
+def _held_out_yes_z(model: XModalModel, feats: dict, spec: dict) -> dict[str, float]:
+    """Per photo, the yes/no threshold that fits the OTHER photos' questions best."""
+    from training.understand import best_threshold
+
+    pairs = yes_no_pairs(model, feats, spec)
+    return {
+        k: best_threshold(
+            [z for o, z, y in pairs if o != k and y], [z for o, z, y in pairs if o != k and not y]
+        )
+        for k in feats
+    }
+
+
 def real_photo_set() -> dict:
     """The hand-written real-photo evaluation set (training/eval/real_photos.json)."""
     import json
@@ -214,7 +243,8 @@ def evaluate_real_photos(model: XModalModel, calibration, bank: list[str] | None
     """The real-photo set through the service's solvers (training/understand.py): VQA top-1 (per question
     kind too), caption hit rate (the top caption holds an accepted word), text->photo R@1/R@5 over all
     photos by their own captions. The caption bank (`bank`, e.g. clip-art titles, plus every OTHER photo's
-    caption) never holds the evaluated photo's own caption."""
+    caption) never holds the evaluated photo's own caption, and each photo's yes/no threshold is fitted
+    on the other photos' questions (leave one photo out)."""
     from training.questions import parse_question
     from training.tasks import load_rgb
     from training.understand import answer_question, caption_image, image_features
@@ -233,6 +263,7 @@ def evaluate_real_photos(model: XModalModel, calibration, bank: list[str] | None
         chunk = keys[i : i + 8]
         pix = torch.stack([model.preprocess(images[k]) for k in chunk])
         feats.update(zip(chunk, image_features(model, pix), strict=True))
+    yes_z = _held_out_yes_z(model, feats, spec)
     own = {k: items[k][1].captions[0] for k in keys}
     bank_texts = sorted(set(bank or []) | set(own.values()))
     bank_emb = embed_texts(model, bank_texts)
@@ -246,8 +277,9 @@ def evaluate_real_photos(model: XModalModel, calibration, bank: list[str] | None
         methods[cap.method] = methods.get(cap.method, 0) + 1
         words = set(re.findall(r"[a-z]+", cap.text.lower()))
         hits.append(any(w in words or (" " in w and w in cap.text.lower()) for w in spec[k]["caption_words"]))
+        held_out = dataclasses.replace(calibration, yes_z=yes_z.get(k, calibration.yes_z))
         for qa in spec[k]["questions"]:
-            ans = answer_question(model, feat, images[k], qa["question"], calibration, k=1)[0]
+            ans = answer_question(model, feat, images[k], qa["question"], held_out, k=1)[0]
             ok = not ans.unsure and ans.text.lower() in qa["answers"]
             right.append(ok)
             kind = parse_question(qa["question"]).kind

@@ -1,0 +1,106 @@
+"""Caption and VQA latency at one client, before and after the solver router, side by side in one run.
+
+    python bench/understand.py [--model var/models/default] [--repeats 15]
+
+"before": today's head calls (`generate_captions`, `answer_questions`: the decoder and the easy-vqa head
+on every image). "after": what /v1/caption and /v1/vqa now run: one image forward (`image_features`)
+then the solver (`caption_image`, `answer_question`) -- measured on a real photo (concept captions,
+kind / colour / yes-no answers) and on an easy-vqa image (the domain check sends it to the trained heads).
+Without --model it uses the default architecture with untrained heads of the default sizes (latency
+does not depend on their weights). Writes its section of BENCHMARKS.md (<!-- bench:understand -->).
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.report import write_section  # noqa: E402
+from training.factory import create_model, load_model, read_card  # noqa: E402
+from training.heads import answer_questions, attach_heads, build_vocab, generate_captions  # noqa: E402
+from training.understand import Calibration, answer_question, caption_image, image_features  # noqa: E402
+
+
+def median_ms(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "BENCHMARKS.md"))
+    args = ap.parse_args(argv)
+    import skimage.data
+    from PIL import Image
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    if args.model:
+        model, card = load_model(args.model), read_card(args.model)
+    else:
+        model, card = create_model("lit-effnet-minilm"), {}
+        vocab = build_vocab(["a red blue green yellow circle square triangle cartoon cow tree house star"])
+        answers = ["red", "blue", "green", "yellow", "teal", "brown", "gray", "black"]
+        answers += ["circle", "rectangle", "triangle", "yes", "no"]
+        attach_heads(model, {"vqa": {"answers": answers}, "caption": {"vocab": vocab}})
+    model.eval()
+    cal = Calibration.from_card(card)
+    photo = Image.fromarray(skimage.data.chelsea())
+    shapes = Image.new("RGB", (64, 64), "white")
+    shapes.paste((200, 30, 30), (16, 16, 48, 48))
+
+    def after_caption(image):
+        feat = image_features(model, model.preprocess(image)[None])[0]
+        return caption_image(model, feat, cal)
+
+    def after_vqa(image, q):
+        feat = image_features(model, model.preprocess(image)[None])[0]
+        return answer_question(model, feat, image, q, cal)
+
+    cases = [
+        ("caption", "before: decoder", lambda: generate_captions(model, [photo], max_len=30)),
+        ("caption", "after: photo (concept)", lambda: after_caption(photo)),
+        ("vqa", "before: easy-vqa head", lambda: answer_questions(model, [photo], ["what animal is this?"])),
+        ("vqa", "after: photo, kind", lambda: after_vqa(photo, "what animal is this?")),
+        ("vqa", "after: photo, colour", lambda: after_vqa(photo, "what colour is the cat?")),
+        ("vqa", "after: photo, yes/no", lambda: after_vqa(photo, "is there a dog?")),
+    ]
+    if cal.domains:  # the easy-vqa domain path exists only for a calibrated model
+        cases += [
+            ("caption", "after: easy-vqa image (decoder)", lambda: after_caption(shapes)),
+            ("vqa", "after: easy-vqa image (head)", lambda: after_vqa(shapes, "what shape is in the image?")),
+        ]
+    with torch.inference_mode():
+        rows = [(task, what, median_ms(fn, args.repeats)) for task, what, fn in cases]
+    before = {task: ms for task, what, ms in rows if what.startswith("before")}
+    lines = [
+        "## Caption and VQA latency at one client (bench/understand.py)",
+        "",
+        f"Model: {args.model or 'default architecture, untrained heads of the default sizes'}; "
+        f"{platform.machine()}, {torch.get_num_threads()} threads; median of {args.repeats} calls; "
+        "shared host (about six engineers on 2 cores), so read the ratios, measured side by side.",
+        "",
+        "| task | path | ms | x before |",
+        "|---|---|---|---|",
+        *[f"| {task} | {what} | {ms:.1f} | {ms / before[task]:.2f} |" for task, what, ms in rows],
+    ]
+    text = "\n".join(lines)
+    print(text)
+    write_section(Path(args.out), "understand", text)
+
+
+if __name__ == "__main__":
+    main()
