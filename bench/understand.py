@@ -13,29 +13,18 @@ does not depend on their weights). Writes its section of BENCHMARKS.md (<!-- ben
 import argparse
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.heads import latency_ms  # noqa: E402  (median ms after a warm-up call)
 from bench.report import write_section  # noqa: E402
 from training.factory import create_model, load_model, read_card  # noqa: E402
 from training.heads import answer_questions, attach_heads, build_vocab, generate_captions  # noqa: E402
 from training.understand import Calibration, answer_question, caption_image, image_features  # noqa: E402
-
-
-def median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
 
 
 def main(argv=None):
@@ -84,7 +73,7 @@ def main(argv=None):
             ("vqa", "after: easy-vqa image (head)", lambda: after_vqa(shapes, "what shape is in the image?")),
         ]
     with torch.inference_mode():
-        rows = [(task, what, median_ms(fn, args.repeats)) for task, what, fn in cases]
+        rows = [(task, what, latency_ms(fn, args.repeats)) for task, what, fn in cases]
     before = {task: ms for task, what, ms in rows if what.startswith("before")}
     lines = [
         "## Caption and VQA latency at one client (bench/understand.py)",

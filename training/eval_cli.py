@@ -45,7 +45,9 @@ def evaluate(
     m = load_model(model)
     card = read_card(model) if Path(model).is_dir() else {}
     if calibrate:
-        card["understanding"] = _calibrate(m)
+        from training.understand import calibrate_on_corpora
+
+        card["understanding"] = calibrate_on_corpora(m)
     metrics = evaluate_model(m, card, retrieval, classify, limit)
     typer.echo(format_table(metrics))
     if write and Path(model).is_dir():
@@ -53,20 +55,6 @@ def evaluate(
         if calibrate:
             updates["understanding"] = card["understanding"]
         write_card(model, updates)
-
-
-def _calibrate(model) -> dict:
-    """training/understand.calibrate on the prepared corpora (easy-vqa, openclipart, photos)."""
-    from training.data.corpora import corpus_manifest
-    from training.understand import calibrate
-
-    manifests = {}
-    for name in ("easy-vqa", "openclipart", "photos"):
-        try:
-            manifests[name] = corpus_manifest(name)
-        except XModalError:
-            continue
-    return calibrate(model, manifests)
 
 
 def main(argv: list[str] | None = None):

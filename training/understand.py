@@ -355,3 +355,17 @@ def calibrate(model, manifests: dict, n: int = 160, seed: int = 0) -> dict:
             f"{len(right)} clip-art held-out images, {len(bank)} train titles, precision {BANK_PRECISION}"
         )
     return out
+
+
+def calibrate_on_corpora(model) -> dict:
+    """`calibrate` on whichever of easy-vqa, openclipart and photos are prepared under XMODAL_HOME."""
+    from training.data.corpora import corpus_manifest
+    from training.errors import XModalError
+
+    manifests = {}
+    for name in ("easy-vqa", "openclipart", "photos"):
+        try:
+            manifests[name] = corpus_manifest(name)
+        except XModalError:
+            continue
+    return calibrate(model, manifests)
