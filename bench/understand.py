@@ -7,10 +7,11 @@ on every image). "after": what /v1/caption and /v1/vqa now run: one image forwar
 then the solver (`caption_image`, `answer_question`) -- measured on a real photo (concept captions,
 kind / colour / yes-no answers) and on an easy-vqa image (the domain check sends it to the trained heads).
 Without --model it uses the default architecture with untrained heads of the default sizes (latency
-does not depend on their weights). Writes its section of BENCHMARKS.md (<!-- bench:understand -->).
+does not depend on their weights); --understanding supplies the calibration such a model lacks. Writes its section of BENCHMARKS.md (<!-- bench:understand -->).
 """
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -31,6 +32,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None)
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument(
+        "--understanding", help="JSON of a card's 'understanding' section (else the model's card)"
+    )
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "BENCHMARKS.md"))
     args = ap.parse_args(argv)
     import skimage.data
@@ -46,6 +50,8 @@ def main(argv=None):
         answers += ["circle", "rectangle", "triangle", "yes", "no"]
         attach_heads(model, {"vqa": {"answers": answers}, "caption": {"vocab": vocab}})
     model.eval()
+    if args.understanding:
+        card = {**card, "understanding": json.loads(Path(args.understanding).read_text())}
     cal = Calibration.from_card(card)
     photo = Image.fromarray(skimage.data.chelsea())
     shapes = Image.new("RGB", (64, 64), "white")
