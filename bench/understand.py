@@ -7,7 +7,8 @@ on every image). "after": what /v1/caption and /v1/vqa now run: one image forwar
 then the solver (`caption_image`, `answer_question`) -- measured on a real photo (concept captions,
 kind / colour / yes-no answers) and on an easy-vqa image (the domain check sends it to the trained heads).
 Without --model it uses the default architecture with untrained heads of the default sizes (latency
-does not depend on their weights); --understanding supplies the calibration such a model lacks. Writes its section of BENCHMARKS.md (<!-- bench:understand -->).
+does not depend on their weights); --understanding supplies the calibration such a model lacks.
+Writes its section of BENCHMARKS.md (<!-- bench:understand -->).
 """
 
 import argparse
