@@ -26,7 +26,47 @@ from bench.heads import latency_ms  # noqa: E402  (median ms after a warm-up cal
 from bench.report import write_section  # noqa: E402
 from training.factory import create_model, load_model, read_card  # noqa: E402
 from training.heads import answer_questions, attach_heads, build_vocab, generate_captions  # noqa: E402
-from training.understand import Calibration, answer_question, caption_image, image_features  # noqa: E402
+from training.understand import (  # noqa: E402
+    Calibration,
+    answer_question,
+    calibrate_on_corpora,
+    caption_image,
+    image_features,
+)
+
+
+def quality(model, cal: Calibration, name: str | None) -> str:
+    """The real-photo set (training/eval/real_photos.json) as `xmodal eval` scores it, as markdown."""
+    from training.evaluate import _split_items, evaluate_real_photos, evaluate_videos
+
+    bank = [it.captions[0] for _, _, it in _split_items("openclipart", "train", None) if it.captions]
+    p = evaluate_real_photos(model, cal, bank)
+    v = evaluate_videos(model)
+    u = cal.__dict__
+    lines = [
+        "## Real photos: captions, VQA, search (bench/understand.py --quality; as `xmodal eval` scores it)",
+        "",
+        f"Model: {name or 'default architecture (pretrained towers, untrained projection, no heads)'}. "
+        f"{p['photos']} photos, {p['questions']} hand-written questions, caption bank: {len(bank)} clip-art "
+        "train titles + the other photos' captions (never the photo's own); yes/no thresholds fitted "
+        "leaving the photo out. Calibrated: yes/no z >= "
+        f"{u['yes_z']}, bank score >= {u['bank_score']} (None: the bank never beat the other captions), "
+        f"domain floors {({k: d['min_cos'] for k, d in u['domains'].items()})}.",
+        "",
+        "| measure | value | target |",
+        "|---|---|---|",
+        f"| photo VQA top-1 | {p['vqa_top1']:.3f} | >= 0.70 |",
+        *[f"| - {k[4:]} questions | {p[k]:.3f} | |" for k in sorted(p)
+          if k.startswith("vqa_") and k not in ("vqa_top1", "vqa_solvers")],
+        f"| photo captions with an accepted word | {p['caption_hit_rate']:.3f} | >= 0.75 |",
+        f"| text->photo R@1 / R@5 ({p['photos']} photos) | {p['t2i_R@1']:.3f} / {p['t2i_R@5']:.3f} "
+        "| 0.55 / 0.85 |",
+        f"| text->video R@1 / R@5 ({v['videos']} videos, {v['queries']} queries) | {v['t2v_R@1']:.3f} / "
+        f"{v['t2v_R@5']:.3f} | |",
+        "",
+        f"Caption methods used: {p['caption_methods']}; VQA solvers used: {p['vqa_solvers']}.",
+    ]  # fmt: skip
+    return "\n".join(lines)
 
 
 def main(argv=None):
@@ -35,6 +75,9 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument(
         "--understanding", help="JSON of a card's 'understanding' section (else the model's card)"
+    )
+    ap.add_argument(
+        "--quality", action="store_true", help="also score the real-photo set (section real-photos)"
     )
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "BENCHMARKS.md"))
     args = ap.parse_args(argv)
@@ -53,7 +96,11 @@ def main(argv=None):
     model.eval()
     if args.understanding:
         card = {**card, "understanding": json.loads(Path(args.understanding).read_text())}
+    elif "understanding" not in card:
+        card = {**card, "understanding": calibrate_on_corpora(model)}
     cal = Calibration.from_card(card)
+    if args.quality:
+        write_section(Path(args.out), "real-photos", quality(model, cal, args.model))
     photo = Image.fromarray(skimage.data.chelsea())
     shapes = Image.new("RGB", (64, 64), "white")
     shapes.paste((200, 30, 30), (16, 16, 48, 48))

@@ -239,45 +239,88 @@ def real_photo_set() -> dict:
 
 
 @torch.no_grad()
-def evaluate_real_photos(model: XModalModel, calibration, bank: list[str] | None = None) -> dict:
-    """The real-photo set through the service's solvers (training/understand.py): VQA top-1 (per question
-    kind too), caption hit rate (the top caption holds an accepted word), text->photo R@1/R@5 over all
-    photos by their own captions. The caption bank (`bank`, e.g. clip-art titles, plus every OTHER photo's
-    caption) never holds the evaluated photo's own caption, and each photo's yes/no threshold is fitted
-    on the other photos' questions (leave one photo out)."""
-    from training.questions import parse_question
+def real_photos(model: XModalModel) -> tuple[dict, dict, dict, dict]:
+    """The real-photo set's photos: (spec, PIL images, ImageFeatures, own first caption), keyed by id."""
     from training.tasks import load_rgb
-    from training.understand import answer_question, caption_image, image_features
+    from training.understand import image_features
 
     spec = real_photo_set()["photos"]
-    items = {it.id: (path, it) for _, path, it in _split_items("photos", None, None) if it.id in spec}
-    if not items:
+    paths = {it.id: (path, it) for _, path, it in _split_items("photos", None, None) if it.id in spec}
+    if not paths:
         raise XModalError(
             "the photos corpus holds none of the real-photo set's photos; run `xmodal data photos`"
         )
-    keys = sorted(items)
+    keys = sorted(paths)
     model.eval()
-    images = {k: load_rgb(items[k][0]) for k in keys}
+    images = {k: load_rgb(paths[k][0]) for k in keys}
     feats = {}
     for i in range(0, len(keys), 8):
         chunk = keys[i : i + 8]
         pix = torch.stack([model.preprocess(images[k]) for k in chunk])
         feats.update(zip(chunk, image_features(model, pix), strict=True))
+    return spec, images, feats, {k: paths[k][1].captions[0] for k in keys}
+
+
+def caption_hit(caption: str, words: list[str]) -> bool:
+    """The caption holds one of the accepted words (or accepted phrases)."""
+    text = caption.lower()
+    found = set(re.findall(r"[a-z]+", text))
+    return any(w in found or (" " in w and w in text) for w in words)
+
+
+@torch.no_grad()
+def bank_rows(model: XModalModel, calibration, feats: dict, spec: dict, own: dict, bank: list[str]) -> dict:
+    """Per photo: (its 5 nearest bank captions, never its own; best bank score; whether the best bank
+    caption holds an accepted word; whether the caption made without a bank does)."""
+    from training.understand import caption_image, is_junk
+
+    texts = sorted({t for t in bank if not is_junk(t)} | set(own.values()))
+    emb = embed_texts(model, texts)
+    no_bank = dataclasses.replace(calibration, bank_score=None)
+    rows = {}
+    for k, feat in feats.items():
+        sims = emb @ feat.embedding
+        ranked = [(texts[j], float(sims[j])) for j in sims.argsort(descending=True)[:6].tolist()]
+        ranked = [(t, s) for t, s in ranked if t != own[k]][:5]  # leave this photo's own caption out
+        fallback = caption_image(model, feat, no_bank)[0].text
+        words = spec[k]["caption_words"]
+        rows[k] = (ranked, ranked[0][1], caption_hit(ranked[0][0], words), caption_hit(fallback, words))
+    return rows
+
+
+def best_bank_cut(rows: list[tuple[float, bool, bool]]) -> float | None:
+    """The bank score from which taking the bank caption instead of the other caption gains the most
+    accepted captions over `rows` (score, bank right, other right); None when the bank never helps."""
+    best, best_hits = None, sum(other for _, _, other in rows)
+    for cut in sorted({s for s, _, _ in rows}, reverse=True):
+        hits = sum(bank if s >= cut else other for s, bank, other in rows)
+        if hits > best_hits:
+            best, best_hits = cut, hits
+    return best
+
+
+@torch.no_grad()
+def evaluate_real_photos(model: XModalModel, calibration, bank: list[str] | None = None) -> dict:
+    """The real-photo set through the service's solvers (training/understand.py): VQA top-1 (per question
+    kind too), caption hit rate (the top caption holds an accepted word), text->photo R@1/R@5 over all
+    photos by their own captions. The caption bank (`bank`, e.g. clip-art titles, plus every OTHER photo's
+    caption) never holds the evaluated photo's own caption, and each photo's yes/no and bank thresholds
+    are fitted on the other photos (leave one photo out)."""
+    from training.questions import parse_question
+    from training.understand import answer_question, caption_image
+
+    spec, images, feats, own = real_photos(model)
+    keys = sorted(feats)
     yes_z = _held_out_yes_z(model, feats, spec)
-    own = {k: items[k][1].captions[0] for k in keys}
-    bank_texts = sorted(set(bank or []) | set(own.values()))
-    bank_emb = embed_texts(model, bank_texts)
+    rows = bank_rows(model, calibration, feats, spec, own, bank or [])
     right, per_kind, methods, hits, solvers = [], {}, {}, [], {}
     for k in keys:
         feat = feats[k]
-        sims = bank_emb @ feat.embedding
-        ranked = [(bank_texts[j], float(sims[j])) for j in sims.argsort(descending=True)[:6].tolist()]
-        ranked = [(t, s) for t, s in ranked if t != own[k]][:5]  # leave this photo's own caption out
-        cap = caption_image(model, feat, calibration, ranked, k=1)[0]
+        cut = best_bank_cut([r[1:] for o, r in rows.items() if o != k])
+        held_out = dataclasses.replace(calibration, yes_z=yes_z.get(k, calibration.yes_z), bank_score=cut)
+        cap = caption_image(model, feat, held_out, rows[k][0], k=1)[0]
         methods[cap.method] = methods.get(cap.method, 0) + 1
-        words = set(re.findall(r"[a-z]+", cap.text.lower()))
-        hits.append(any(w in words or (" " in w and w in cap.text.lower()) for w in spec[k]["caption_words"]))
-        held_out = dataclasses.replace(calibration, yes_z=yes_z.get(k, calibration.yes_z))
+        hits.append(caption_hit(cap.text, spec[k]["caption_words"]))
         for qa in spec[k]["questions"]:
             ans = answer_question(model, feat, images[k], qa["question"], held_out, k=1)[0]
             ok = not ans.unsure and ans.text.lower() in qa["answers"]

@@ -333,28 +333,27 @@ def calibrate(model, manifests: dict, n: int = 160, seed: int = 0) -> dict:
             bool(set(_nouns(bank[j])) & set(ws)) for j, ws in zip(best.indices.tolist(), nouns, strict=True)
         ]
         out["bank_score"] = _precision_cut(best.values.tolist(), right, BANK_PRECISION)
-    if "photos" in manifests:  # real photos: the yes/no threshold the service uses on photos
-        from training.evaluate import real_photo_set, yes_no_pairs
+    if "photos" in manifests:  # real photos: the yes/no and bank thresholds the service uses on photos
+        from training.evaluate import bank_rows, best_bank_cut, real_photos, yes_no_pairs
 
-        spec = real_photo_set()["photos"]
-        keyed = {it.id: media_path(manifests["photos"], it) for it in load_manifest(manifests["photos"])
-                 if it.id in spec}  # fmt: skip
-        feats = {}
-        for k, path in keyed.items():
-            from training.tasks import load_rgb
-
-            feats[k] = image_features(model, model.preprocess(load_rgb(path))[None])[0]
+        spec, _, feats, own = real_photos(model)
         pairs = yes_no_pairs(model, feats, spec)
         out["yes_z"] = round(
             best_threshold([z for _, z, y in pairs if y], [z for _, z, y in pairs if not y]), 4
         )
-        out["calibrated_on"]["yes_z"] = (
-            f"{len(pairs)} yes/no questions on {len(feats)} real photos (training/eval/real_photos.json; "
-            "`xmodal eval` scores each photo with a threshold fitted on the others)"
-        )
-        out["calibrated_on"]["bank_score"] = (
-            f"{len(right)} clip-art held-out images, {len(bank)} train titles, precision {BANK_PRECISION}"
-        )
+        titles = []
+        if "openclipart" in manifests:
+            titles = [
+                it.captions[0] for it in load_manifest(manifests["openclipart"], ("train",)) if it.captions
+            ]
+        rows = bank_rows(model, Calibration(out["domains"]), feats, spec, own, titles)
+        cut = best_bank_cut([r[1:] for r in rows.values()])
+        out["bank_score"] = None if cut is None else round(cut, 4)
+        for name, what in (("yes_z", f"{len(pairs)} yes/no questions"), ("bank_score", "caption words")):
+            out["calibrated_on"][name] = (
+                f"{what} of {len(feats)} real photos (training/eval/real_photos.json; `xmodal eval` "
+                "scores each photo with thresholds fitted on the others)"
+            )
     return out
 
 
