@@ -35,6 +35,26 @@ from training.understand import (  # noqa: E402
 )
 
 
+def colour_by_prompts(model) -> tuple[float, int]:
+    """Accuracy of the other way to answer colour questions: the dual encoder's nearest of
+    "a photo of a {colour} {thing}." over the basic colours (training/colours.py uses pixels)."""
+    from training.colours import BASIC_COLOURS
+    from training.evaluate import real_photos
+    from training.questions import parse_question
+
+    spec, _, feats, _ = real_photos(model)
+    right = []
+    for k, feat in feats.items():
+        for qa in spec[k]["questions"]:
+            q = parse_question(qa["question"])
+            if q.kind == "colour":
+                prompts = model.embed_texts([f"a photo of a {c} {q.target}." for c in BASIC_COLOURS])
+                right.append(
+                    list(BASIC_COLOURS)[int((prompts.float() @ feat.embedding).argmax())] in qa["answers"]
+                )
+    return sum(right) / len(right), len(right)
+
+
 def quality(model, cal: Calibration, name: str | None) -> str:
     """The real-photo set (training/eval/real_photos.json) as `xmodal eval` scores it, as markdown."""
     from training.evaluate import _split_items, evaluate_real_photos, evaluate_videos
@@ -42,6 +62,7 @@ def quality(model, cal: Calibration, name: str | None) -> str:
     bank = [it.captions[0] for _, _, it in _split_items("openclipart", "train", None) if it.captions]
     p = evaluate_real_photos(model, cal, bank)
     v = evaluate_videos(model)
+    prompts, n_colour = colour_by_prompts(model)
     u = cal.__dict__
     lines = [
         "## Real photos: captions, VQA, search (bench/understand.py --quality; as `xmodal eval` scores it)",
@@ -58,6 +79,7 @@ def quality(model, cal: Calibration, name: str | None) -> str:
         f"| photo VQA top-1 | {p['vqa_top1']:.3f} | >= 0.70 |",
         *[f"| - {k[4:]} questions | {p[k]:.3f} | |" for k in sorted(p)
           if k.startswith("vqa_") and k not in ("vqa_top1", "vqa_solvers")],
+        f"| - colour by prompts instead of pixels (not used; {n_colour} questions) | {prompts:.3f} | |",
         f"| photo captions with an accepted word | {p['caption_hit_rate']:.3f} | >= 0.75 |",
         f"| text->photo R@1 / R@5 ({p['photos']} photos) | {p['t2i_R@1']:.3f} / {p['t2i_R@5']:.3f} "
         "| 0.55 / 0.85 |",
