@@ -333,6 +333,9 @@ def calibrate(model, manifests: dict, n: int = 160, seed: int = 0) -> dict:
             bool(set(_nouns(bank[j])) & set(ws)) for j, ws in zip(best.indices.tolist(), nouns, strict=True)
         ]
         out["bank_score"] = _precision_cut(best.values.tolist(), right, BANK_PRECISION)
+        out["calibrated_on"]["bank_score"] = (
+            f"{len(right)} clip-art held-out images, {len(bank)} train titles, precision {BANK_PRECISION}"
+        )
     if "photos" in manifests:  # real photos: the yes/no and bank thresholds the service uses on photos
         from training.evaluate import bank_rows, best_bank_cut, real_photos, yes_no_pairs
 

@@ -92,3 +92,24 @@ def test_captions_name_their_method_and_skip_junk(tiny):
     got = caption_image(model, feat, cal, bank=[(junk, 0.9), ("a red fire engine", 0.5)])[0]
     assert (got.text, got.method) == ("a red fire engine", "bank")
     assert caption_image(model, feat, cal, bank=[("a red fire engine", 0.2)])[0].method == "concept"
+
+
+def test_calibrate_on_held_out_corpora_writes_what_the_solvers_read(tmp_path, monkeypatch):
+    from tests.training.synthetic import make_corpus
+    from training.understand import calibrate
+
+    monkeypatch.setenv("XMODAL_HOME", str(tmp_path))
+    torch.manual_seed(0)
+    from training.factory import create_model
+
+    model = create_model("tiny-lit").eval()
+    manifests = {"easy-vqa": make_corpus("easy-vqa"), "openclipart": make_corpus("openclipart", copies=3)}
+    got = calibrate(model, manifests, n=24)
+    assert set(got["domains"]) == {"easy-vqa", "openclipart"}
+    assert all(
+        -1 <= d["min_cos"] <= 1 and len(d["centroid"]) == model.image_net.width
+        for d in got["domains"].values()
+    )
+    assert isinstance(got["yes_z"], float) and set(got["calibrated_on"]) >= {"yes_z", "bank_score"}
+    cal = Calibration.from_card({"understanding": got})
+    assert (cal.yes_z, cal.bank_score) == (got["yes_z"], got["bank_score"])
