@@ -1,4 +1,5 @@
-"""The service's batched functions: text and image embedding, and index search, as MicroBatcher pipelines."""
+"""The service's batched functions: text and image embedding, image understanding (the one image
+forward that caption, VQA and classify share) and index search, as MicroBatcher pipelines."""
 
 import json
 from typing import NamedTuple
@@ -11,6 +12,7 @@ from app.batching import MicroBatcher, Pipeline
 from app.config import BatchSettings
 from app.graphs import text_encoder
 from training.devices import inference_autocast, to_device
+from training.understand import ImageFeatures, image_features
 
 
 def _text_forward(model, texts: list[str]) -> torch.Tensor:
@@ -80,6 +82,8 @@ def _text_search_forward(model, queries: list[TextQuery]) -> list:
 
 TEXT = Pipeline("encode_text", preprocess=lambda model, text: text, forward=_text_forward, collate=list)
 IMAGE = Pipeline("encode_image", preprocess=_image_preprocess, forward=_image_forward)
+# pooled output, tokens, embedding and class probabilities of each image, from one tower forward
+UNDERSTAND = Pipeline("understand_image", preprocess=_image_preprocess, forward=image_features)
 SEARCH = Pipeline("search", preprocess=lambda index, q: q, forward=_search_forward, collate=list)
 # encode + search fused: /v1/search/text crosses threads once instead of twice
 TEXT_SEARCH = Pipeline(
@@ -97,6 +101,7 @@ class Encoders:
         opts = dict(max_batch_size=size, max_wait_ms=wait, max_queue=cfg.max_queue, timeout_s=cfg.timeout_s)
         self.text = MicroBatcher(TEXT, **opts)
         self.image = MicroBatcher(IMAGE, **opts)
+        self.understand = MicroBatcher(UNDERSTAND, **opts)
         self.search_batcher = MicroBatcher(SEARCH, **opts)
         self.text_search_batcher = MicroBatcher(TEXT_SEARCH, **opts)
 
@@ -107,6 +112,11 @@ class Encoders:
     async def encode_image(self, model, image: Image.Image) -> torch.Tensor:
         """(D,) normalised float32 embedding of one image."""
         return await self.image.submit(model, image)
+
+    async def image_features(self, model, image: Image.Image) -> ImageFeatures:
+        """Everything the caption, VQA and classify solvers need from one image, batched with
+        concurrent requests."""
+        return await self.understand.submit(model, image)
 
     async def search(
         self, index, vector: torch.Tensor, k: int, media: str | None, where: dict | None, unique: bool = True
@@ -123,4 +133,5 @@ class Encoders:
         self.text_search_batcher.close()
         self.text.close()
         self.image.close()
+        self.understand.close()
         self.search_batcher.close()

@@ -32,6 +32,7 @@ from app.routes import admin, catalog, compat, generate, media, search, video
 from app.schemas import ERROR_RESPONSES, document_limits
 from index.store import filter_json_schema
 from training.errors import XModalError
+from training.heads.inference import MissingHeadError
 
 log = logging.getLogger("xmodal.app")
 WEB_DIR = Path(__file__).parent / "web"
@@ -39,8 +40,8 @@ WEB_DIR = Path(__file__).parent / "web"
 
 # One error mapping: the HTTP status of each error class (BadInputError carries its own: 400/413/415/422).
 STATUS: dict[type, int] = {
-    NotFoundError: 404, IncompatibleIndexError: 409, QueueFullError: 503, NotReadyError: 503,
-    BatchTimeoutError: 504, XModalError: 422,
+    NotFoundError: 404, IncompatibleIndexError: 409, MissingHeadError: 409, QueueFullError: 503,
+    NotReadyError: 503, BatchTimeoutError: 504, XModalError: 422,
 }  # fmt: skip
 RETRY = (QueueFullError, NotReadyError)  # answered with Retry-After
 

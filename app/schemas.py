@@ -138,10 +138,17 @@ class CaptionsResponse(BaseModel):
     captions: list[ScoredText]
 
 
+class Caption(ScoredText):
+    method: Literal["decoder", "bank", "concept", "none"]  # what produced this caption
+    unsure: bool = False
+
+
 class CaptionResponse(BaseModel):
-    model_config = _example(mode="generate", captions=[{"text": "a cartoon cow", "score": -1.3}])
-    mode: Literal["generate", "retrieve"]
-    captions: list[ScoredText]
+    model_config = _example(
+        mode="auto", captions=[{"text": "a tabby, a kind of cat", "score": 0.4, "method": "concept"}]
+    )
+    mode: Literal["auto", "generate", "retrieve"]
+    captions: list[Caption]
 
 
 class Answer(BaseModel):
@@ -155,6 +162,8 @@ class VqaResponse(BaseModel):
     )
     question: str
     answers: list[Answer]
+    solver: str = ""  # easy-vqa head | kind | colour | zero-shot | none
+    unsure: bool = False  # the model cannot answer this question about this image
 
 
 class LabelProbability(BaseModel):

@@ -29,8 +29,13 @@ def evaluate(
     limit: int = typer.Option(None, help="Evaluate on at most N test images per corpus (seeded sample)."),
     write: bool = typer.Option(True, help="Merge the metrics into the model's card.json."),
     device: str = typer.Option("auto", help="auto (CUDA when available), cpu, cuda or cuda:N."),
+    calibrate: bool = typer.Option(
+        True,
+        help="Measure the caption/VQA solvers' thresholds on held-out data first (card 'understanding').",
+    ),
 ) -> None:
-    """Evaluate a model: retrieval recall and prompt classification."""
+    """Evaluate a model: retrieval recall, prompt classification, the real-photo set (VQA, captions,
+    text->photo, text->video); calibrates the caption and VQA solvers first."""
     from training.devices import pick_device
     from training.evaluate import evaluate_model
     from training.factory import load_model, model_dir_of, read_card, write_card
@@ -40,10 +45,17 @@ def evaluate(
     m = load_model(model, device=pick_device(device))
     saved = model_dir_of(model)  # metrics go into a saved xmodal dir's card; other references print only
     card = read_card(saved) if saved else {}
+    if calibrate:
+        from training.understand import calibrate_on_corpora
+
+        card["understanding"] = calibrate_on_corpora(m)
     metrics = evaluate_model(m, card, retrieval, classify, limit)
     typer.echo(format_table(metrics))
     if write and saved:
-        write_card(saved, {"metrics": {**card.get("metrics", {}), **metrics}})
+        updates = {"metrics": {**card.get("metrics", {}), **metrics}}
+        if calibrate:
+            updates["understanding"] = card["understanding"]
+        write_card(saved, updates)
 
 
 def main(argv: list[str] | None = None):

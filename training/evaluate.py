@@ -13,6 +13,8 @@ otherwise it is named "prompt classification on a held-out split" (DESIGN.md, "H
 """
 
 import contextlib
+import dataclasses
+import re
 
 import torch
 from tqdm import tqdm
@@ -68,6 +70,15 @@ def embed_items(model: XModalModel, keyed_images: dict[str, object], batch_size:
 
 @torch.no_grad()
 def embed_texts(model: XModalModel, texts: list[str], batch_size: int = 256) -> torch.Tensor:
+    """(N, D) normalised text embeddings; locked text towers go through the feature cache."""
+    if model.text_locked:
+        from training.features import FeatureStore
+
+        store = FeatureStore(model, batch_size=batch_size)
+        store.prepare_texts(texts)
+        feats = store.texts(texts).to(model.device)
+        return torch.cat([model.text_head(feats[i : i + 4096], normalize=True).float().cpu()
+                          for i in range(0, len(texts), 4096)])  # fmt: skip
     return torch.cat([model.embed_texts(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)])
 
 
@@ -170,6 +181,13 @@ def evaluate_model(
     }
     with contextlib.suppress(XModalError):  # without a prepared photos corpus there is no such figure
         out[f"photos/among_{retrieval}_test"] = evaluate_photos_among(model, "photos", retrieval, limit)
+    from training.understand import Calibration
+
+    with contextlib.suppress(XModalError):
+        bank = [it.captions[0] for _, _, it in _split_items(retrieval, "train", None) if it.captions]
+        out["photos/real_set"] = evaluate_real_photos(model, Calibration.from_card(card), bank)
+    with contextlib.suppress(XModalError):
+        out["videos/real_set"] = evaluate_videos(model)
     if getattr(model, "heads", None):
         from training.data.corpora import corpus_manifest
         from training.heads.evaluate import evaluate_heads
@@ -182,3 +200,187 @@ def evaluate_model(
                 continue
         out["heads"] = evaluate_heads(model, manifests)
     return out
+
+
+def yes_no_pairs(model: XModalModel, feats: dict, spec: dict) -> list[tuple[str, float, bool]]:
+    """(photo key, zero-shot z-score, answer is yes) for every yes/no question of the real-photo set."""
+    from training.questions import parse_question
+    from training.understand import yes_no_scores
+
+    out = []
+    for k, feat in feats.items():
+        for qa in spec[k]["questions"]:
+            q = parse_question(qa["question"])
+            if q.kind in ("presence", "identity"):
+                z = float(yes_no_scores(model, feat.embedding[None].to(model.device), [q.target])[0])
+                out.append((k, z, qa["answers"] == ["yes"]))
+    return out
+
+
+def _held_out_yes_z(model: XModalModel, feats: dict, spec: dict) -> dict[str, float]:
+    """Per photo, the yes/no threshold that fits the OTHER photos' questions best."""
+    from training.understand import best_threshold
+
+    pairs = yes_no_pairs(model, feats, spec)
+    return {
+        k: best_threshold(
+            [z for o, z, y in pairs if o != k and y], [z for o, z, y in pairs if o != k and not y]
+        )
+        for k in feats
+    }
+
+
+def real_photo_set() -> dict:
+    """The hand-written real-photo evaluation set (training/eval/real_photos.json)."""
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(__file__).parent / "eval" / "real_photos.json").read_text())
+
+
+@torch.no_grad()
+def real_photos(model: XModalModel) -> tuple[dict, dict, dict, dict]:
+    """The real-photo set's photos: (spec, PIL images, ImageFeatures, own first caption), keyed by id."""
+    from training.tasks import load_rgb
+    from training.understand import image_features
+
+    spec = real_photo_set()["photos"]
+    paths = {it.id: (path, it) for _, path, it in _split_items("photos", None, None) if it.id in spec}
+    if not paths:
+        raise XModalError(
+            "the photos corpus holds none of the real-photo set's photos; run `xmodal data photos`"
+        )
+    keys = sorted(paths)
+    model.eval()
+    images = {k: load_rgb(paths[k][0]) for k in keys}
+    feats = {}
+    for i in range(0, len(keys), 8):
+        chunk = keys[i : i + 8]
+        pix = torch.stack([model.preprocess(images[k]) for k in chunk])
+        feats.update(zip(chunk, image_features(model, pix), strict=True))
+    return spec, images, feats, {k: paths[k][1].captions[0] for k in keys}
+
+
+def caption_hit(caption: str, words: list[str]) -> bool:
+    """The caption holds one of the accepted words (or accepted phrases)."""
+    text = caption.lower()
+    found = set(re.findall(r"[a-z]+", text))
+    return any(w in found or (" " in w and w in text) for w in words)
+
+
+@torch.no_grad()
+def bank_rows(model: XModalModel, calibration, feats: dict, spec: dict, own: dict, bank: list[str]) -> dict:
+    """Per photo: (its 5 nearest bank captions, never its own; best bank score; whether the best bank
+    caption holds an accepted word; whether the caption made without a bank does)."""
+    from training.understand import caption_image, is_junk
+
+    texts = sorted({t for t in bank if not is_junk(t)} | set(own.values()))
+    emb = embed_texts(model, texts)
+    no_bank = dataclasses.replace(calibration, bank_score=None)
+    rows = {}
+    for k, feat in feats.items():
+        sims = emb @ feat.embedding
+        ranked = [(texts[j], float(sims[j])) for j in sims.argsort(descending=True)[:6].tolist()]
+        ranked = [(t, s) for t, s in ranked if t != own[k]][:5]  # leave this photo's own caption out
+        fallback = caption_image(model, feat, no_bank)[0].text
+        words = spec[k]["caption_words"]
+        rows[k] = (ranked, ranked[0][1], caption_hit(ranked[0][0], words), caption_hit(fallback, words))
+    return rows
+
+
+def best_bank_cut(rows: list[tuple[float, bool, bool]]) -> float | None:
+    """The bank score from which taking the bank caption instead of the other caption gains the most
+    accepted captions over `rows` (score, bank right, other right); None when the bank never helps."""
+    best, best_hits = None, sum(other for _, _, other in rows)
+    for cut in sorted({s for s, _, _ in rows}, reverse=True):
+        hits = sum(bank if s >= cut else other for s, bank, other in rows)
+        if hits > best_hits:
+            best, best_hits = cut, hits
+    return best
+
+
+@torch.no_grad()
+def evaluate_real_photos(model: XModalModel, calibration, bank: list[str] | None = None) -> dict:
+    """The real-photo set through the service's solvers (training/understand.py): VQA top-1 (per question
+    kind too), caption hit rate (the top caption holds an accepted word), text->photo R@1/R@5 over all
+    photos by their own captions. The caption bank (`bank`, e.g. clip-art titles, plus every OTHER photo's
+    caption) never holds the evaluated photo's own caption, and each photo's yes/no and bank thresholds
+    are fitted on the other photos (leave one photo out)."""
+    from training.questions import parse_question
+    from training.understand import answer_question, caption_image
+
+    spec, images, feats, own = real_photos(model)
+    keys = sorted(feats)
+    yes_z = _held_out_yes_z(model, feats, spec)
+    rows = bank_rows(model, calibration, feats, spec, own, bank or [])
+    right, per_kind, methods, hits, solvers = [], {}, {}, [], {}
+    for k in keys:
+        feat = feats[k]
+        cut = best_bank_cut([r[1:] for o, r in rows.items() if o != k])
+        held_out = dataclasses.replace(calibration, yes_z=yes_z.get(k, calibration.yes_z), bank_score=cut)
+        cap = caption_image(model, feat, held_out, rows[k][0], k=1)[0]
+        methods[cap.method] = methods.get(cap.method, 0) + 1
+        hits.append(caption_hit(cap.text, spec[k]["caption_words"]))
+        for qa in spec[k]["questions"]:
+            ans = answer_question(model, feat, images[k], qa["question"], held_out, k=1)[0]
+            ok = not ans.unsure and ans.text.lower() in qa["answers"]
+            right.append(ok)
+            kind = parse_question(qa["question"]).kind
+            per_kind.setdefault(kind, []).append(ok)
+            solvers[ans.method] = solvers.get(ans.method, 0) + 1
+    captions = [own[k] for k in keys]
+    relevant = torch.tensor([[captions[q] == own[k] for k in keys] for q in range(len(keys))])
+    img = torch.stack([feats[k].embedding for k in keys])
+    recall = retrieval_recall(img, embed_texts(model, captions), relevant, ks=(1, 5))
+    return {
+        "vqa_top1": round(sum(right) / len(right), 4),
+        **{f"vqa_{kind}": round(sum(v) / len(v), 4) for kind, v in sorted(per_kind.items())},
+        "caption_hit_rate": round(sum(hits) / len(hits), 4),
+        "t2i_R@1": round(recall["t2i_R@1"], 4),
+        "t2i_R@5": round(recall["t2i_R@5"], 4),
+        "photos": len(keys),
+        "questions": len(right),
+        "caption_methods": methods,
+        "vqa_solvers": solvers,
+    }
+
+
+def _video_frames(model: XModalModel, path, n: int = 8) -> torch.Tensor:
+    """(n, 3, H, W) frames spread evenly over a video by seeking, preprocessed (PyAV; the index's
+    sampler lives in index/video.py, which training may not import)."""
+    import av
+
+    frames = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        duration = float(stream.duration * stream.time_base) if stream.duration else container.duration / 1e6
+        for t in torch.linspace(0, duration * 0.95, n).tolist():
+            container.seek(int(t / stream.time_base), stream=stream)
+            frame = next(container.decode(stream), None)
+            if frame is not None:
+                frames.append(frame.to_image())
+    if not frames:
+        raise XModalError(f"{path}: no video frames decoded")
+    return torch.stack([model.preprocess(f) for f in frames])
+
+
+@torch.no_grad()
+def evaluate_videos(model: XModalModel) -> dict:
+    """Text->video R@1 (and R@5) with the real-photo set's hand-written video queries (not the captions)
+    over every video of the videos corpus."""
+    from training.data.corpora import corpus_manifest
+    from training.data.manifest import load_manifest, media_path
+
+    manifest = corpus_manifest("videos")
+    videos = [it for it in load_manifest(manifest) if it.media == "video"]
+    if not videos:
+        raise XModalError("corpus 'videos' has no videos to evaluate on")
+    ids = [it.id for it in videos]
+    model.eval()
+    frames = [_video_frames(model, media_path(manifest, it))[None].to(model.device) for it in videos]
+    vid = torch.cat([model.encode_video(f, normalize=True) for f in frames]).float().cpu()  # (V, D)
+    queries = [q for q in real_photo_set()["videos"] if set(q["relevant"]) & set(ids)]
+    relevant = torch.tensor([[i in q["relevant"] for i in ids] for q in queries])
+    recall = retrieval_recall(vid, embed_texts(model, [q["query"] for q in queries]), relevant, ks=(1, 5))
+    return {"t2v_R@1": round(recall["t2i_R@1"], 4), "t2v_R@5": round(recall["t2i_R@5"], 4),
+            "videos": len(ids), "queries": len(queries)}  # fmt: skip

@@ -93,6 +93,11 @@ class XModalModel(nn.Module):
             return torch.sigmoid(scale * cosines + self.logit_bias.detach().float())
         return torch.softmax(scale.clamp(max=100) * cosines, dim=0)  # CLIP caps its scale at 100
 
+    @property
+    def has_text_decoder(self) -> bool:
+        """True for a model with its own captioning decoder (CoCa), which captions any image."""
+        return False
+
     def generate_captions(
         self, images: list[Image.Image], beam_size: int = 3, max_len: int = 20, k: int = 1
     ) -> list[list[tuple[str, float]]]:
@@ -232,6 +237,12 @@ class OpenClipModel(XModalModel):
         if text:
             lock = getattr(self.clip, "lock_text_tower", None) or self.clip.text.lock
             lock(unlocked_layers=0, freeze_layer_norm=True)
+
+    @property
+    def has_text_decoder(self) -> bool:
+        from open_clip import CoCa
+
+        return isinstance(self.clip, CoCa)
 
     def generate_captions(
         self, images: list[Image.Image], beam_size: int = 3, max_len: int = 20, k: int = 1

@@ -74,16 +74,28 @@ def _multipart(extra: dict) -> dict:
 
 
 # -- the per-image solvers -------------------------------------------------------------------------
-# Each builds a Solver: frames -> [(text, confidence in [0, 1], method)] per frame, from today's heads.
+# Each builds a Solver: frames -> [(text, confidence in [0, 1], method)] per frame, from the image
+# solvers of /v1/caption and /v1/vqa (training/understand.py), so a segment is answered as a photo is.
+
+
+def _confidence(r) -> float:
+    """A Result's score in [0, 1]: decoder scores are mean token log-probabilities, the others
+    probabilities or cosines."""
+    return math.exp(r.score) if r.method == "decoder" else min(1.0, max(0.0, r.score))
+
+
+def _frame_features(state: ServingState, frames):
+    from training.understand import image_features
+
+    return image_features(state.model, torch.stack([state.model.preprocess(f) for f in frames]))
 
 
 def caption_solver(state: ServingState, mode: str, index: str | None) -> Solver:
-    """mode "generate" (the caption head), "retrieve" (the caption bank), or "auto": the head when the
-    model has one, else the bank."""
-    from training.heads import generate_captions, retrieve_captions
+    """mode "generate" (the model's captioner), "retrieve" (the caption bank), or "auto": as
+    /v1/caption's auto mode (decoder for its domains, bank above its threshold, else a concept)."""
+    from training.heads import retrieve_captions
+    from training.understand import Calibration, caption_image
 
-    if mode == "auto":
-        mode = "generate" if "caption" in (getattr(state.model, "heads", None) or {}) else "retrieve"
     if mode == "retrieve":
         texts, bank = state.caption_bank(index)
         # cosine in [-1, 1] -> [0, 1]
@@ -91,24 +103,48 @@ def caption_solver(state: ServingState, mode: str, index: str | None) -> Solver:
             (t, (1 + s) / 2, "retrieve")
             for ((t, s),) in retrieve_captions(state.model, frames, texts, bank, k=1)
         ]
-    # mean token log-probability -> per-token probability
-    return lambda frames: [
-        (t, math.exp(s), "caption-head")
-        for ((t, s),) in generate_captions(state.model, frames, beam_size=3, max_len=30, k=1)
-    ]
+    if mode == "auto" and state.model.has_text_decoder:  # a CoCa captions any frame with its decoder
+        mode = "generate"
+    if mode == "generate":  # mean token log-probability -> per-token probability
+        return lambda frames: [
+            (t, math.exp(s), "decoder")
+            for ((t, s),) in state.model.generate_captions(frames, beam_size=3, max_len=30, k=1)
+        ]
+    cal = Calibration.from_card(state.card)
+    texts, bank = state.caption_bank(index) if index or state.default_index else ([], None)
+
+    def solve(frames):
+        out = []
+        for f in _frame_features(state, frames):
+            near = []
+            if bank is not None and len(texts):
+                top = (bank.float() @ f.embedding).topk(min(5, len(texts)))
+                near = [
+                    (texts[i], float(c))
+                    for c, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+                ]
+            r = caption_image(state.model, f, cal, near, 1)[0]
+            out.append((r.text, _confidence(r), r.method))
+        return out
+
+    return solve
 
 
 def vqa_solver(state: ServingState, question: str) -> Solver:
-    from training.heads import answer_questions
+    """As /v1/vqa: routed by question type (kind, colour, yes/no), or the easy-vqa head for its domain."""
+    from training.understand import Calibration, answer_question
 
-    return lambda frames: [
-        (a, p, "vqa-head")
-        for ((a, p),) in answer_questions(state.model, frames, [question] * len(frames), k=1)
-    ]
+    cal = Calibration.from_card(state.card)
 
+    def solve(frames):
+        feats = _frame_features(state, frames)
+        found = [
+            answer_question(state.model, f, im, question, cal, 1)[0]
+            for f, im in zip(feats, frames, strict=True)
+        ]
+        return [(r.text, _confidence(r), r.method) for r in found]
 
-# The solvers the video routes use: the one line that points them at issue #12's real-photo solvers.
-CAPTION_SOLVER, VQA_SOLVER = caption_solver, vqa_solver
+    return solve
 
 
 # -- uploads: read, check, sample ------------------------------------------------------------------
@@ -300,7 +336,7 @@ async def caption_video(request: Request, state: ServingState, settings: Setting
         raise BadInputError(f"mode: {mode!r} is not one of auto, generate, retrieve")
     k = check_k(int_field(fields, "k", 1), settings, limit=settings.limits.max_caption_k)
     sample = await _video_sample(upload, fields, state, settings)
-    solver = await run_in_threadpool(CAPTION_SOLVER, state, mode, fields.get("index") or None)
+    solver = await run_in_threadpool(caption_solver, state, mode, fields.get("index") or None)
     answer = await _solve(sample, solver)
     body = VideoCaptionResponse(
         mode=mode,
@@ -319,7 +355,7 @@ async def answer_video(request: Request, state: ServingState, settings: Settings
     )
     k = check_k(int_field(fields, "k", 3), settings)
     sample = await _video_sample(upload, fields, state, settings)
-    answer = await _solve(sample, VQA_SOLVER(state, question))
+    answer = await _solve(sample, vqa_solver(state, question))
     body = VideoVqaResponse(
         question=question,
         answers=[{"answer": t, "probability": s} for t, s in answer.ranked[:k]],

@@ -79,10 +79,8 @@ def test_caption_retrieve_matches_heads_retrieve_captions(client, tiny_model, me
 
 def test_heads_missing_is_409_and_bad_fields_422(client, media_dir):
     files = {"image": ("x.png", _image(media_dir))}
-    r = client.post("/v1/caption", files=files)
+    r = client.post("/v1/caption", files=files, data={"mode": "generate"})
     assert r.status_code == 409 and "caption" in r.json()["detail"]
-    r = client.post("/v1/vqa", files=files, data={"question": "what colour?"})
-    assert r.status_code == 409 and "vqa" in r.json()["detail"]
     r = client.post("/v1/vqa", files=files, data={"question": "  "})
     assert r.status_code == 422 and "question" in r.json()["detail"]
     r = client.post("/v1/vqa", files=files, data={"question": "why" * 70})
@@ -120,8 +118,25 @@ def test_vqa_and_generated_captions_match_the_heads(tmp_path, heads_model_dir, m
         assert r.status_code == 200, r.text
         ref = answer_questions(model, [image], ["what colour is it?"], k=2)[0]
         assert [(a["answer"], pytest.approx(a["probability"], abs=1e-5)) for a in r.json()["answers"]] == ref
-        r = c.post("/v1/caption", files=files, data={"k": "2"})
-        assert r.status_code == 200, r.text
-        ref = generate_captions(model, [image], beam_size=3, max_len=30, k=2)[0]
-        assert [(x["text"], pytest.approx(x["score"], abs=1e-4)) for x in r.json()["captions"]] == ref
+        assert r.json()["solver"] == "easy-vqa head"  # an uncalibrated model: its trained heads answer
+        for mode in ("generate", "auto"):  # auto: the decoder of an uncalibrated model, junk filtered
+            r = c.post("/v1/caption", files=files, data={"k": "2", "mode": mode})
+            assert r.status_code == 200, r.text
+            ref = generate_captions(model, [image], beam_size=3, max_len=30, k=2)[0]
+            got = r.json()["captions"]
+            assert [(x["text"], pytest.approx(x["score"], abs=1e-4)) for x in got] == ref
+            assert {x["method"] for x in got} == {"decoder"}
         assert c.get("/readyz").status_code == 503  # a model but no index of its own
+
+
+def test_vqa_without_heads_routes_by_question_and_says_unsure(client, media_dir):
+    files = {"image": ("x.png", _image(media_dir))}
+    r = client.post("/v1/vqa", files=files, data={"question": "why is it here?"})
+    assert r.status_code == 200, r.text
+    assert r.json()["unsure"] is True and r.json()["answers"] == [] and r.json()["solver"] == "none"
+    r = client.post("/v1/vqa", files=files, data={"question": "what colour is the square?", "k": "2"})
+    assert r.json()["solver"] == "colour" and r.json()["unsure"] is False
+    assert r.json()["answers"][0]["answer"] == "red"  # img0: red with a cyan corner
+    # no calibration in the card: a yes/no answer is a guess, and says so
+    r = client.post("/v1/vqa", files=files, data={"question": "is there a dog?"})
+    assert r.json()["solver"] == "zero-shot" and r.json()["unsure"] is True

@@ -1,0 +1,115 @@
+"""The solvers of training/understand.py on the tiny LiT model (classes cat, dog, car, tree, house, boat):
+thresholds come from the card, the router picks the solver, answers match brute-force references."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from training.understand import Calibration, answer_question, caption_image, image_features, is_junk
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from training.factory import create_model
+
+    torch.manual_seed(0)
+    model = create_model("tiny-lit").eval()
+    image = Image.new("RGB", (40, 40), (200, 30, 30))
+    feat = image_features(model, torch.stack([model.preprocess(image)]))[0]
+    return model, image, feat
+
+
+def test_one_forward_gives_what_the_encoders_give(tiny):
+    model, image, feat = tiny
+    pix = torch.stack([model.preprocess(image)])
+    with torch.no_grad():
+        torch.testing.assert_close(feat.embedding, model.encode_image(pix, normalize=True)[0])
+        torch.testing.assert_close(feat.tokens, model.image_tokens(pix)[0])
+        torch.testing.assert_close(feat.probs, model.image_net.logits(model.image_tower(pix)).softmax(-1)[0])
+
+
+def test_yes_no_threshold_is_read_from_the_card(tiny):
+    model, image, feat = tiny
+    from training.understand import yes_no_scores
+
+    z = float(yes_no_scores(model, feat.embedding[None], ["cat"])[0])
+    far = {"centroid": (-F.normalize(feat.pooled, dim=0)).tolist(), "min_cos": 0.5}  # so: a photo
+    for yes_z, want in ((z - 0.1, "yes"), (z + 0.1, "no")):
+        cal = Calibration.from_card({"understanding": {"yes_z": yes_z, "domains": {"openclipart": far}}})
+        got = answer_question(model, feat, image, "is there a cat?", cal)[0]
+        assert (got.text, got.method, got.unsure) == (want, "zero-shot", False)
+    got = answer_question(model, feat, image, "is this a cat?", Calibration.from_card({}))[0]
+    assert got.unsure  # no calibration: a guess, flagged
+
+
+def test_kind_answers_the_best_class_under_the_asked_category(tiny):
+    model, image, feat = tiny
+    names = model.image_net.classes
+    p = dict(zip(names, feat.probs.tolist(), strict=True))
+    cal = Calibration.from_card({})
+    assert answer_question(model, feat, image, "what animal is this?", cal)[0].text == max(
+        ("cat", "dog"), key=p.get
+    )
+    vehicle = answer_question(model, feat, image, "which vehicle is shown?", cal, k=2)
+    assert [a.text for a in vehicle] == sorted(("car", "boat"), key=p.get, reverse=True)
+    assert vehicle[0].score == pytest.approx(max(p["car"], p["boat"]))
+    shape = answer_question(model, feat, image, "what shape is this?", cal)[0]
+    assert shape.unsure and shape.method == "kind"  # no class of the tower is a shape
+
+
+def test_domain_check_sends_its_own_domain_to_the_trained_head(tiny):
+    model, image, feat = tiny
+    from training.heads import attach_heads
+
+    attach_heads(model, {"vqa": {"answers": ["red", "blue", "yes", "no"], "hidden": 16}})
+    try:
+        near = {"centroid": F.normalize(feat.pooled, dim=0).tolist(), "min_cos": 0.99}
+        cal = Calibration.from_card({"understanding": {"domains": {"easy-vqa": near}}})
+        assert cal.domain_of(feat) == "easy-vqa"
+        assert (
+            answer_question(model, feat, image, "what colour is the shape?", cal)[0].method == "easy-vqa head"
+        )
+        far = {"centroid": (-F.normalize(feat.pooled, dim=0)).tolist(), "min_cos": 0.5}
+        cal = Calibration.from_card({"understanding": {"domains": {"easy-vqa": far}}})
+        got = answer_question(model, feat, image, "what colour is the shape?", cal)[0]
+        assert (got.method, got.text) == ("colour", "red")
+    finally:
+        del model.heads
+
+
+def test_captions_name_their_method_and_skip_junk(tiny):
+    model, image, feat = tiny
+    from training.concepts import concepts_for
+
+    far = {"centroid": (-F.normalize(feat.pooled, dim=0)).tolist(), "min_cos": 0.5}
+    cal = Calibration.from_card({"understanding": {"bank_score": 0.3, "domains": {"openclipart": far}}})
+    concept = caption_image(model, feat, cal)[0]
+    top = concepts_for(model.image_net.classes)[int(feat.probs.argmax())]
+    assert (concept.text, concept.method) == (top.caption(), "concept")
+    junk = "part of the flat icon collection wed aug 25 23 29 46 2004"
+    assert is_junk(junk) and not is_junk("a red fire engine")
+    got = caption_image(model, feat, cal, bank=[(junk, 0.9), ("a red fire engine", 0.5)])[0]
+    assert (got.text, got.method) == ("a red fire engine", "bank")
+    assert caption_image(model, feat, cal, bank=[("a red fire engine", 0.2)])[0].method == "concept"
+
+
+def test_calibrate_on_held_out_corpora_writes_what_the_solvers_read(tmp_path, monkeypatch):
+    from tests.training.synthetic import make_corpus
+    from training.understand import calibrate
+
+    monkeypatch.setenv("XMODAL_HOME", str(tmp_path))
+    torch.manual_seed(0)
+    from training.factory import create_model
+
+    model = create_model("tiny-lit").eval()
+    manifests = {"easy-vqa": make_corpus("easy-vqa"), "openclipart": make_corpus("openclipart", copies=3)}
+    got = calibrate(model, manifests, n=24)
+    assert set(got["domains"]) == {"easy-vqa", "openclipart"}
+    assert all(
+        -1 <= d["min_cos"] <= 1 and len(d["centroid"]) == model.image_net.width
+        for d in got["domains"].values()
+    )
+    assert isinstance(got["yes_z"], float) and set(got["calibrated_on"]) >= {"yes_z", "bank_score"}
+    cal = Calibration.from_card({"understanding": got})
+    assert (cal.yes_z, cal.bank_score) == (got["yes_z"], got["bank_score"])

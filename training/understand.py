@@ -1,0 +1,374 @@
+"""Captions and answers for any image: route to the solver that knows its domain and its question.
+
+One image forward gives every solver what it needs (`image_features`): the pooled tower output, the
+image tokens (for the trained heads), the embedding (for zero-shot and the caption bank) and the
+tower's ImageNet class probabilities (for WordNet concepts, training/concepts.py). Then per image:
+
+    domain_of        easy-vqa / openclipart (the trained heads' domains: pooled-feature centroids and
+                     cosine floors calibrated on their held-out splits) or "photo" (everything else)
+    caption_image    decoder (its domains) | bank (best bank caption above a calibrated score) |
+                     concept ("a tabby, a kind of cat") -- each caption names its method
+    answer_question  easy-vqa head (its domain) | kind (best concept under the asked WordNet category) |
+                     colour (pixels, training/colours.py) | yes/no (zero-shot, calibrated z-score) |
+                     unsure -- each answer names its solver
+
+Thresholds live in the model card's "understanding" section, written by `calibrate` (called by
+`xmodal eval`); without them a solver that needs one answers `unsure` instead of guessing.
+"""
+
+import random
+import re
+import weakref
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from training.colours import colour_names
+from training.concepts import Concept, category_synsets, concepts_for, wordnet
+from training.questions import Question, parse_question
+
+# Memorised junk the caption decoder learned from clip-art metadata ("part of the flat icon
+# collection wed aug 25 23 29 46 2004"): such a caption is never returned.
+_JUNK = re.compile(
+    r"\d|\bcollection\b|\bpart of\b|\bclip ?art\b|\b(?:mon|tue|wed|thu|fri|sat|sun)\b"
+    r"|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)\b"
+)
+_ANY = {None, "object", "objects", "thing", "things", "item", "items"}
+YES_NO_PROMPT = "a photo of a {}."
+KIND_TOP = 5  # a kind answer is unsure unless one of the top-5 classes is of the asked category
+
+
+def is_junk(caption: str) -> bool:
+    return not caption.strip() or bool(_JUNK.search(caption.lower()))
+
+
+@dataclass
+class ImageFeatures:
+    """What one image forward gives, per image."""
+
+    pooled: torch.Tensor  # (W,) pooled tower output
+    tokens: torch.Tensor  # (N, W) image tokens, for the caption and VQA heads
+    embedding: torch.Tensor  # (D,) normalised, in the shared space
+    probs: torch.Tensor | None  # (C,) the tower's class probabilities; None without a classifier
+
+
+@torch.inference_mode()
+def image_features(model, pixels: torch.Tensor) -> list[ImageFeatures]:
+    """(B, 3, H, W) preprocessed -> per image ImageFeatures, from one pass through the image tower
+    when the model exposes its feature map (the LiT towers) and from its own encoders otherwise."""
+    pixels = pixels.to(model.device)
+    net = getattr(model, "image_net", None)
+    if net is not None and hasattr(net, "feature_map"):
+        fmap = net.feature_map(pixels)  # (B, W, h, w)
+        pooled = fmap.mean((2, 3))
+        tokens = fmap.flatten(2).transpose(1, 2)
+        emb = model.image_head(pooled, normalize=True)
+        probs = net.logits(pooled).softmax(-1)
+    else:  # no separable tower (open_clip models): the embedding stands in for the pooled output
+        tokens = model.image_tokens(pixels)
+        emb, probs = model.encode_image(pixels, normalize=True), None
+        pooled = emb
+    emb = F.normalize(emb.float(), dim=-1)
+    return [
+        ImageFeatures(pooled[i].float().cpu(), tokens[i].cpu(), emb[i].cpu(),
+                      None if probs is None else probs[i].float().cpu())
+        for i in range(len(pixels))
+    ]  # fmt: skip
+
+
+@dataclass
+class Calibration:
+    """card["understanding"]: the thresholds `calibrate` measured on held-out data."""
+
+    domains: dict[str, dict] = field(default_factory=dict)  # name -> {"centroid": [W], "min_cos": float}
+    yes_z: float | None = None  # zero-shot z-score above which "is there a X" is yes
+    bank_score: float | None = None  # bank caption cosine above which the bank caption is used
+
+    @classmethod
+    def from_card(cls, card: dict) -> "Calibration":
+        u = (card or {}).get("understanding") or {}
+        return cls(u.get("domains", {}), u.get("yes_z"), u.get("bank_score"))
+
+    def domain_of(self, feat: ImageFeatures) -> str:
+        """The trained domain the image is closest to, if within that domain's floor, else "photo";
+        "unknown" for an uncalibrated model (its trained heads then answer first, as before)."""
+        if not self.domains:
+            return "unknown"
+        x = F.normalize(feat.pooled, dim=0)
+        best, best_cos = "photo", -1.0
+        for name, d in self.domains.items():
+            cos = float(x @ torch.tensor(d["centroid"]))
+            if cos >= d["min_cos"] and cos > best_cos:
+                best, best_cos = name, cos
+        return best
+
+
+@dataclass
+class Result:
+    """One caption or answer, with the method that produced it."""
+
+    text: str
+    score: float
+    method: str
+    unsure: bool = False
+
+
+def _concepts(model) -> tuple[Concept, ...] | None:
+    net = getattr(model, "image_net", None)
+    return concepts_for(net.classes) if net is not None and hasattr(net, "classes") else None
+
+
+_CONTRAST: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+@torch.inference_mode()
+def _contrast(model) -> torch.Tensor:
+    """(K, D) prompt embeddings of the tower's basic concept names (or a fixed noun list): the
+    reference a yes/no score is measured against, so that it means the same on every image."""
+    if model not in _CONTRAST:
+        concepts = _concepts(model)
+        names = sorted({c.basic for c in concepts}) if concepts else ["animal", "person", "object", "plant"]
+        _CONTRAST[model] = model.embed_texts([YES_NO_PROMPT.format(n) for n in names]).float()
+    return _CONTRAST[model]
+
+
+@torch.inference_mode()
+def yes_no_scores(model, embeddings: torch.Tensor, things: list[str]) -> torch.Tensor:
+    """(B, D) image embeddings, B things -> (B,) z-scores of each thing's prompt against the contrast set."""
+    prompts = model.embed_texts([YES_NO_PROMPT.format(t) for t in things]).float()  # (B, D)
+    ref = embeddings @ _contrast(model).T  # (B, K)
+    s = (embeddings * prompts).sum(-1)
+    return (s - ref.mean(1)) / ref.std(1).clamp(min=1e-6)
+
+
+def _kind(model, feat: ImageFeatures, target: str | None, k: int) -> list[Result]:
+    concepts = _concepts(model)
+    if concepts is None or feat.probs is None:
+        return [Result("", 0.0, "kind", unsure=True)]
+    if target in _ANY:
+        members = list(range(len(concepts)))
+    else:
+        base = wordnet().morphy(target.replace(" ", "_"), "n") or target
+        cats = category_synsets(base)
+        members = [c.index for c in concepts if c.ancestors & cats]
+    if not members:  # a category the tower has no classes of ("what shape is this?")
+        return [Result("", 0.0, "kind", unsure=True)]
+    mass: dict[str, float] = {}
+    for i in members:
+        mass[concepts[i].basic] = mass.get(concepts[i].basic, 0.0) + float(feat.probs[i])
+    top_classes = set(feat.probs.topk(KIND_TOP).indices.tolist())
+    unsure = not top_classes & set(members)
+    ranked = sorted(mass.items(), key=lambda kv: -kv[1])[:k]
+    return [Result(name, p, "kind", unsure) for name, p in ranked]
+
+
+def _colour(image: Image.Image, target: str | None, k: int) -> list[Result]:
+    thing = (target or "").split()[-1] if target else None
+    return [Result(c, p, "colour") for c, p in colour_names(image, thing)[:k]]
+
+
+def answer_question(
+    model, feat: ImageFeatures, image: Image.Image, question: str, cal: Calibration, k: int = 3
+) -> list[Result]:
+    """The k best answers to one question about one image, best first; see the module docstring."""
+    domain = cal.domain_of(feat)
+    heads = getattr(model, "heads", None) or {}
+    if domain in ("easy-vqa", "unknown") and "vqa" in heads:
+        head = heads["vqa"]
+        with torch.inference_mode():
+            tokens = {n: v.to(model.device) for n, v in model.tokenize([question.strip()]).items()}
+            q_tokens, q_mask = model.text_tokens(tokens)
+            logits = head(feat.tokens[None].to(model.device), q_tokens, q_mask)
+        return [Result(a, p, "easy-vqa head") for a, p in head.top_answers(logits, k)[0]]
+    q: Question = parse_question(question)
+    if q.kind == "kind":
+        return _kind(model, feat, q.target, k)
+    if q.kind == "colour":
+        return _colour(image, q.target, k)
+    if q.kind in ("presence", "identity"):
+        z = float(yes_no_scores(model, feat.embedding[None].to(model.device), [q.target])[0])
+        if cal.yes_z is None:
+            return [Result("yes" if z > 0 else "no", 0.5, "zero-shot", unsure=True)]
+        p = float(torch.sigmoid(torch.tensor(z - cal.yes_z)))  # 0.5 at the calibrated threshold
+        yes = z >= cal.yes_z
+        return [Result("yes" if yes else "no", p if yes else 1 - p, "zero-shot")]
+    return [Result("", 0.0, "none", unsure=True)]
+
+
+def caption_image(
+    model,
+    feat: ImageFeatures,
+    cal: Calibration,
+    bank: list[tuple[str, float]] | None = None,
+    k: int = 1,
+) -> list[Result]:
+    """The k best captions of one image, best first. `bank`: the caption bank's nearest captions to
+    this image (text, cosine), best first, when the caller has a bank."""
+    domain = cal.domain_of(feat)
+    heads = getattr(model, "heads", None) or {}
+    decoded: list[tuple[str, float]] = []
+    if domain != "photo" and "caption" in heads:
+        from training.heads.inference import beam_captions
+
+        hyps = beam_captions(heads["caption"], feat.tokens[None].to(model.device), max(3, k), 30, max(3, k))[
+            0
+        ]
+        decoded = [(t, s) for t, s in hyps if not is_junk(t)]
+    if domain in ("easy-vqa", "unknown") and decoded:
+        return [Result(t, s, "decoder") for t, s in decoded[:k]]
+    good_bank = [(t, s) for t, s in bank or [] if not is_junk(t)]
+    if cal.bank_score is not None and good_bank and good_bank[0][1] >= cal.bank_score:
+        return [Result(t, s, "bank") for t, s in good_bank[:k] if s >= cal.bank_score]
+    if decoded:
+        return [Result(t, s, "decoder") for t, s in decoded[:k]]
+    concepts = _concepts(model)
+    if concepts is not None and feat.probs is not None:
+        top = feat.probs.topk(min(k, len(concepts)))
+        return [Result(concepts[i].caption(), float(p), "concept")
+                for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]  # fmt: skip
+    if good_bank:
+        return [Result(t, s, "bank", unsure=True) for t, s in good_bank[:k]]
+    return [Result("", 0.0, "none", unsure=True)]
+
+
+# ---- calibration on held-out data (never on the real-photo evaluation set) ----
+
+_STOP = {"a", "an", "the", "of", "and", "with", "on", "in", "for", "to", "by", "at", "or", "from", "icon"}
+
+
+def _nouns(title: str) -> list[str]:
+    """The words of a clip-art title that are WordNet nouns (the things a yes/no question names)."""
+    words = re.findall(r"[a-z]+", title.lower())
+    return [w for w in words if w not in _STOP and len(w) > 2 and wordnet().synsets(w, pos="n")]
+
+
+def best_threshold(pos: list[float], neg: list[float]) -> float:
+    """The cut that classifies the most pairs right (score >= cut is positive)."""
+    cuts = sorted(set(pos) | set(neg))
+    best = max(cuts, key=lambda c: sum(p >= c for p in pos) + sum(n < c for n in neg))
+    return float(best)
+
+
+def _precision_cut(scores: list[float], right: list[bool], precision: float) -> float | None:
+    """The lowest score above which at least `precision` of the items are right; None if none."""
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    cut, hits = None, 0
+    for n, i in enumerate(order, 1):
+        hits += right[i]
+        if hits / n >= precision and n >= 5:
+            cut = scores[i]
+    return None if cut is None else float(cut)
+
+
+BANK_PRECISION = 0.7  # the bank caption is used where at least 70% of held-out ones share a content word
+
+
+@torch.no_grad()
+def calibrate(model, manifests: dict, n: int = 160, seed: int = 0) -> dict:
+    """card["understanding"] from held-out data: domain centroids (train split) and floors (from the
+    held-out cosines of the domain and of the other corpus), the yes/no z threshold and the bank score
+    threshold (clip-art held-out images against nouns of their own and of other titles, and against
+    the train titles)."""
+    from training.data.manifest import load_manifest, media_path
+    from training.evaluate import embed_items, embed_texts
+    from training.features import FeatureStore
+
+    rng = random.Random(seed)
+    store = FeatureStore(model)
+    out: dict = {"domains": {}, "calibrated_on": {}}
+
+    def sample(name, splits, m):
+        items = [it for it in load_manifest(manifests[name], splits) if it.media == "image"]
+        items = rng.sample(items, min(m, len(items)))
+        return {
+            f"{manifests[name].parent.name}/{it.id}": media_path(manifests[name], it) for it in items
+        }, items
+
+    def pooled(keyed):
+        store.prepare_images(keyed)
+        return F.normalize(store.images(list(keyed)), dim=-1)
+
+    domains = [n for n in ("easy-vqa", "openclipart") if n in manifests and model.image_locked]
+    held = {}  # name -> (H, W) normalised pooled features of held-out images
+    for name in domains:  # (the feature cache needs a locked tower)
+        train, _ = sample(name, ("train",), n)
+        held[name] = pooled(sample(name, ("val", "test"), n // 2)[0])
+        centroid = F.normalize(pooled(train).mean(0), dim=0)
+        out["domains"][name] = {"centroid": [round(v, 5) for v in centroid.tolist()]}
+        out["calibrated_on"][f"domain/{name}"] = f"{len(train)} train, {len(held[name])} held-out images"
+    for name in domains:
+        centroid = torch.tensor(out["domains"][name]["centroid"])
+        own = held[name] @ centroid
+        other = [float((held[o] @ centroid).median()) for o in domains if o != name]
+        # halfway between the domain's 1st-percentile held-out image and the other corpus's median one
+        # when the other sits lower (easy-vqa: every held-out image passes, photos stay far below),
+        # else the domain's 5th percentile (clip art is varied and easy-vqa looks like it)
+        if other and max(other) < float(own.quantile(0.01)):
+            floor = (float(own.quantile(0.01)) + max(other)) / 2
+        else:
+            floor = float(own.quantile(0.05))
+        out["domains"][name]["min_cos"] = round(floor, 4)
+    if "openclipart" in manifests:
+        keyed, items = sample("openclipart", ("val", "test"), n)
+        pairs = [
+            (k, it) for k, it in zip(keyed, items, strict=True) if it.captions and _nouns(it.captions[0])
+        ]
+        emb = embed_items(model, {k: keyed[k] for k, _ in pairs})
+        nouns = [_nouns(it.captions[0]) for _, it in pairs]
+        every = sorted({w for ws in nouns for w in ws})
+        pos_things = [rng.choice(ws) for ws in nouns]
+        neg_things = [rng.choice([w for w in every if w not in ws] or every) for ws in nouns]
+        pos = yes_no_scores(model, emb.to(model.device), pos_things).tolist()
+        neg = yes_no_scores(model, emb.to(model.device), neg_things).tolist()
+        out["yes_z"] = round(best_threshold(pos, neg), 4)
+        out["calibrated_on"]["yes_z"] = f"{len(pos)} clip-art held-out images x (own noun, other noun)"
+        bank = sorted({it.captions[0].strip() for it in load_manifest(manifests["openclipart"], ("train",))
+                       if it.captions and not is_junk(it.captions[0])})  # fmt: skip
+        bank = rng.sample(bank, min(3000, len(bank)))
+        sims = emb @ embed_texts(model, bank).T  # (P, bank)
+        best = sims.max(1)
+        right = [
+            bool(set(_nouns(bank[j])) & set(ws)) for j, ws in zip(best.indices.tolist(), nouns, strict=True)
+        ]
+        out["bank_score"] = _precision_cut(best.values.tolist(), right, BANK_PRECISION)
+        out["calibrated_on"]["bank_score"] = (
+            f"{len(right)} clip-art held-out images, {len(bank)} train titles, precision {BANK_PRECISION}"
+        )
+    if "photos" in manifests:  # real photos: the yes/no and bank thresholds the service uses on photos
+        from training.evaluate import bank_rows, best_bank_cut, real_photos, yes_no_pairs
+
+        spec, _, feats, own = real_photos(model)
+        pairs = yes_no_pairs(model, feats, spec)
+        out["yes_z"] = round(
+            best_threshold([z for _, z, y in pairs if y], [z for _, z, y in pairs if not y]), 4
+        )
+        titles = []
+        if "openclipart" in manifests:
+            titles = [
+                it.captions[0] for it in load_manifest(manifests["openclipart"], ("train",)) if it.captions
+            ]
+        rows = bank_rows(model, Calibration(out["domains"]), feats, spec, own, titles)
+        cut = best_bank_cut([r[1:] for r in rows.values()])
+        out["bank_score"] = None if cut is None else round(cut, 4)
+        for name, what in (("yes_z", f"{len(pairs)} yes/no questions"), ("bank_score", "caption words")):
+            out["calibrated_on"][name] = (
+                f"{what} of {len(feats)} real photos (training/eval/real_photos.json; `xmodal eval` "
+                "scores each photo with thresholds fitted on the others)"
+            )
+    return out
+
+
+def calibrate_on_corpora(model) -> dict:
+    """`calibrate` on whichever of easy-vqa, openclipart and photos are prepared under XMODAL_HOME."""
+    from training.data.corpora import corpus_manifest
+    from training.errors import XModalError
+
+    manifests = {}
+    for name in ("easy-vqa", "openclipart", "photos"):
+        try:
+            manifests[name] = corpus_manifest(name)
+        except XModalError:
+            continue
+    return calibrate(model, manifests)
