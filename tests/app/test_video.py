@@ -212,7 +212,8 @@ def test_vqa_on_an_uploaded_video_answers_per_segment(vclient, red_blue):
 
 
 def test_caption_modes_auto_and_retrieve(vclient, video_home):
-    """auto: the decoder of this model (its domain is unknown: no calibration); retrieve: captions from the index's bank, per segment."""
+    """auto: the decoder of this model (no calibration: its domain is unknown); retrieve: captions
+    from the index's bank, per segment."""
     auto = vclient.post("/v1/caption", data={"index": "clips", "id": "vid-a"}).json()
     assert {s["method"] for s in auto["segments"]} == {"decoder"}
     r = vclient.post("/v1/caption", data={"index": "clips", "id": "vid-a", "mode": "retrieve"})
