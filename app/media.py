@@ -177,6 +177,8 @@ def video_frame(path: Path, at_s: float | None = None) -> Image.Image:
         stream = container.streams.video[0]
         duration = float(stream.duration * stream.time_base) if stream.duration else None
         target = at_s if at_s is not None else (duration / 2 if duration else 0.0)
+        if duration is not None and target > duration:  # also keeps the seek below within int64
+            raise BadInputError(f"t: {target:g} s is past the end; the video lasts {duration:g} s")
         if target > 0:
             container.seek(int(target / stream.time_base), stream=stream, any_frame=False, backward=True)
         for frame in container.decode(stream):

@@ -276,8 +276,9 @@ def calibrate(model, manifests: dict, n: int = 160, seed: int = 0) -> dict:
     from training.features import FeatureStore
 
     rng = random.Random(seed)
-    store = FeatureStore(model)
     out: dict = {"domains": {}, "calibrated_on": {}}
+    domains = [n for n in ("easy-vqa", "openclipart") if n in manifests and model.image_locked]
+    store = FeatureStore(model) if domains else None  # the feature cache needs a locked tower
 
     def sample(name, splits, m):
         items = [it for it in load_manifest(manifests[name], splits) if it.media == "image"]
@@ -290,9 +291,8 @@ def calibrate(model, manifests: dict, n: int = 160, seed: int = 0) -> dict:
         store.prepare_images(keyed)
         return F.normalize(store.images(list(keyed)), dim=-1)
 
-    domains = [n for n in ("easy-vqa", "openclipart") if n in manifests and model.image_locked]
     held = {}  # name -> (H, W) normalised pooled features of held-out images
-    for name in domains:  # (the feature cache needs a locked tower)
+    for name in domains:
         train, _ = sample(name, ("train",), n)
         held[name] = pooled(sample(name, ("val", "test"), n // 2)[0])
         centroid = F.normalize(pooled(train).mean(0), dim=0)

@@ -19,6 +19,9 @@ HEADERS = {
 }
 
 
+MAX_POSTER_S = 7 * 24 * 3600.0  # a poster time past any video (and within a seek's int64)
+
+
 def item_file(state, index: str, item_id: str) -> Path:
     """The file behind an item; 404 for an unknown index, item or a file that has gone."""
     idx = state.index(index)
@@ -40,7 +43,9 @@ async def media(
     state: ServingDep,
     settings: SettingsDep,
     thumb: bool = Query(False, description="a JPEG thumbnail (a poster frame for videos)"),
-    t: float | None = Query(None, ge=0, allow_inf_nan=False, description="video poster time in seconds"),
+    t: float | None = Query(
+        None, ge=0, le=MAX_POSTER_S, allow_inf_nan=False, description="video poster time in seconds"
+    ),
 ) -> Response:
     """The item's image or video (Range requests supported), or a JPEG thumbnail with ?thumb=1."""
     path = item_file(state, index, item_id)
