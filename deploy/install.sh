@@ -16,7 +16,7 @@
 set -euo pipefail
 
 declare -A GROUPS_=(
-  [runtime]="libcairo2"
+  [runtime]="libcairo2 wordnet-base"
   [data]="openclipart-svg dataset-fashion-mnist opencv-doc"
   [dev]="chromium"
   [container]="tini"
@@ -26,7 +26,8 @@ declare -A GROUPS_=(
 declare -A WHAT=(
   [openclipart-svg]="corpus openclipart" [dataset-fashion-mnist]="corpus fashion-mnist"
   [opencv-doc]="part of corpora photos and videos" [chromium]="browser tests are skipped"
-  [libcairo2]="clip-art SVGs do not render" [nginx-light]="no proxy"
+  [libcairo2]="clip-art SVGs do not render"
+  [wordnet-base]="captions and answers on real photos (WordNet concepts) fail" [nginx-light]="no proxy"
   [tini]="the service, as PID 1, ignores SIGTERM"
   [podman]="no image test" [runc]="no image test" [debootstrap]="no image test"
 )

@@ -137,7 +137,7 @@ def test_failed_batch_is_retried_item_by_item_so_only_the_bad_item_fails():
 def test_batches_never_mix_models():
     release, seen = threading.Event(), []
     release.set()
-    batcher = MicroBatcher(_blocking_pipeline(release, seen), max_batch_size=16, max_wait_ms=30)
+    batcher = MicroBatcher(_blocking_pipeline(release, seen), max_batch_size=16, max_wait_ms=500)
 
     async def scenario():
         jobs = [batcher.submit("old" if i < 5 else "new", i) for i in range(10)]
