@@ -333,14 +333,17 @@ function clearUpload(preview, input, panel) {
   els.query.focus();
 }
 
-/** A generated caption, else one retrieved from the index's captions (models without a caption head). */
+/** The service's own choice of caption (mode auto: decoder, caption bank or WordNet concept, named in
+ * the tooltip), else one retrieved from the index's captions. */
 async function captionImage(image) {
   els.imageCaption.textContent = "Captioning\u2026";
   els.imageCaption.classList.remove("muted");
+  els.imageCaption.title = "";
   let text;
   try {
-    const resp = await api("v1/caption", { form: imageForm(image, { mode: "generate", k: "1" }) });
+    const resp = await api("v1/caption", { form: imageForm(image, { mode: "auto", k: "1" }) });
     text = resp.captions.length ? resp.captions[0].text : "";
+    if (resp.captions.length) els.imageCaption.title = `by ${resp.captions[0].method}`;
   } catch (first) {
     try {
       const resp = await api("v1/caption", { form: imageForm(image, { mode: "retrieve", k: "1" }) });
@@ -451,9 +454,9 @@ async function captionVideo(video) {
   els.captionTimeline.replaceChildren();
   let resp;
   try {
-    resp = await api("v1/caption", { form: videoForm(video, { mode: "generate", k: "1" }) });
+    resp = await api("v1/caption", { form: videoForm(video, { mode: "auto", k: "1" }) });
   } catch (first) {
-    try { // models without a caption head: captions retrieved from the index
+    try { // captions retrieved from the index
       resp = await api("v1/caption", { form: videoForm(video, { mode: "retrieve", k: "1" }) });
     } catch (second) {
       if (video !== currentVideo) return;

@@ -110,7 +110,7 @@ def test_image_upload_shows_similar_items_caption_and_answer(page_at, service_ur
     ref_hits = upload(service_url, "/v1/search/image", good, k="12", index=INDEX_NAME).json()["hits"]
     assert page.eval_on_selector_all(".card", CARDS_JS) == expected_cards(ref_hits)
 
-    ref_caption = upload(service_url, "/v1/caption", good, mode="generate", k="1").json()["captions"]
+    ref_caption = upload(service_url, "/v1/caption", good, mode="auto", k="1").json()["captions"]
     page.wait_for_function("document.querySelector('#image-caption').textContent !== 'Captioning\u2026'")
     assert ref_caption[0]["text"], "the fixture's caption head should produce words"
     assert page.text_content("#image-caption") == ref_caption[0]["text"]

@@ -37,7 +37,7 @@ def test_video_upload_shows_caption_timeline_and_similar_clips(page_at, service_
     page.set_input_files("#video-input", str(clip))
     page.wait_for_selector("#caption-timeline button")
     wait_idle(page)
-    ref = post_video(service_url, "/v1/caption", clip, mode="generate", k="1")
+    ref = post_video(service_url, "/v1/caption", clip, mode="auto", k="1")
     assert page.eval_on_selector_all("#caption-timeline button", TIMELINE_JS) == segments(ref)
     assert page.text_content("#video-caption") == ref.json()["captions"][0]["text"]
     hits = post_video(service_url, "/v1/search/video", clip, k="12", index=INDEX_NAME, media="any").json()[
