@@ -168,7 +168,8 @@ def main(argv=None):
         "",
         f"Model: {args.model or 'default architecture, untrained heads of the default sizes'}; "
         f"{platform.machine()}, {torch.get_num_threads()} threads; median of {args.repeats} interleaved "
-        "rounds; shared host (about six engineers on 2 cores), so read the ratios, measured side by side.",
+        f"rounds; 1-min load average {os.getloadavg()[0]:.1f} at the end, so read the ratios, measured side "
+        "by side.",
         "",
         "| task | path | ms | x before |",
         "|---|---|---|---|",
