@@ -13,6 +13,7 @@ from app.inference import Encoders
 from app.limits import upload_body
 from app.media import ACCEPTED, BadInputError, ImageDecoder
 from app.registry import Registry, ServingState
+from app.schemas import CAPTION_MODES
 from index.store import FilterError, check_filter
 
 # Dependencies are `async def` although they do not await: FastAPI runs plain `def` dependencies in
@@ -112,6 +113,15 @@ def check_k(k: int, settings: Settings, field: str = "k", limit: int | None = No
     if not 1 <= k <= limit:
         raise BadInputError(f"{field}: {k} is out of range; must be between 1 and {limit}")
     return k
+
+
+def check_caption_mode(fields: dict, model) -> str:
+    """The form's caption mode (default auto). Auto becomes generate for a model with its own
+    captioning decoder (CoCa), which captions any image; otherwise it is resolved by the solvers."""
+    mode = fields.get("mode") or "auto"
+    if mode not in CAPTION_MODES:
+        raise BadInputError(f"mode: {mode!r} is not one of {', '.join(CAPTION_MODES)}")
+    return "generate" if mode == "auto" and model.has_text_decoder else mode
 
 
 def check_text(text: str, settings: Settings, field: str, limit: int | None = None) -> str:

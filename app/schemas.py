@@ -1,8 +1,11 @@
 """Request and response bodies of the /v1 API (the contract the web page codes against)."""
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
+
+CaptionMode = Literal["auto", "generate", "retrieve"]  # auto: the method that knows the image's domain
+CAPTION_MODES: tuple[str, ...] = get_args(CaptionMode)
 
 Media = Literal["image", "video"]
 
@@ -147,7 +150,7 @@ class CaptionResponse(BaseModel):
     model_config = _example(
         mode="auto", captions=[{"text": "a tabby, a kind of cat", "score": 0.4, "method": "concept"}]
     )
-    mode: Literal["auto", "generate", "retrieve"]
+    mode: CaptionMode
     captions: list[Caption]
 
 

@@ -6,12 +6,13 @@ import torch
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import EncodersDep, ServingDep, SettingsDep, check_k, check_text
+from app.deps import EncodersDep, ServingDep, SettingsDep, check_caption_mode, check_k, check_text
 from app.limits import video_body
 from app.media import BadInputError
 from app.routes import video
 from app.routes.search import MULTIPART_IMAGE, int_field, rank_texts, read_image_request, split_texts
 from app.schemas import (
+    CAPTION_MODES,
     CaptionResponse,
     ClassifyResponse,
     EmbedResponse,
@@ -57,7 +58,7 @@ async def _bank(state, encoders, vec: torch.Tensor, index: str | None, k: int) -
     dependencies=[Depends(video_body)],
     response_model=CaptionResponse,
     openapi_extra=_form({
-        "mode": {"type": "string", "enum": ["auto", "generate", "retrieve"], "default": "auto",
+        "mode": {"type": "string", "enum": list(CAPTION_MODES), "default": "auto",
                  "description": "auto: the method that knows the image's domain (each caption names it); "
                                 "generate: the caption decoder; retrieve: the index's captions"},
         "k": {"type": "integer", "default": 1, "minimum": 1, "maximum": 10},
@@ -72,13 +73,9 @@ async def caption(
     if await video.is_video_request(request):  # a video file or an indexed video's id (issue #16)
         return await video.caption_video(request, state, settings)
     image, fields = await read_image_request(request, settings)
-    mode = fields.get("mode") or "auto"
-    if mode not in ("auto", "generate", "retrieve"):
-        raise BadInputError(f"mode: {mode!r} is not one of auto, generate, retrieve")
+    mode = check_caption_mode(fields, state.model)
     k = check_k(int_field(fields, "k", 1), settings, limit=settings.limits.max_caption_k)
     index = fields.get("index") or None
-    if mode == "auto" and state.model.has_text_decoder:  # a CoCa captions any image with its decoder
-        mode = "generate"
     if mode == "retrieve":
         state.index(index)
         vec = await encoders.encode_image(state.model, image)

@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from app.config import Settings, VideoLimitSettings
-from app.deps import EncodersDep, ServingDep, SettingsDep, check_k, check_text
+from app.deps import EncodersDep, ServingDep, SettingsDep, check_caption_mode, check_k, check_text
 from app.limits import video_body
 from app.media import BadInputError
 from app.registry import NotFoundError, ServingState
@@ -103,8 +103,6 @@ def caption_solver(state: ServingState, mode: str, index: str | None) -> Solver:
             (t, (1 + s) / 2, "retrieve")
             for ((t, s),) in retrieve_captions(state.model, frames, texts, bank, k=1)
         ]
-    if mode == "auto" and state.model.has_text_decoder:  # a CoCa captions any frame with its decoder
-        mode = "generate"
     if mode == "generate":  # mean token log-probability -> per-token probability
         return lambda frames: [
             (t, math.exp(s), "decoder")
@@ -331,15 +329,13 @@ def _segments(answer: VideoAnswer) -> list[Segment]:
 async def caption_video(request: Request, state: ServingState, settings: Settings) -> JSONResponse:
     """/v1/caption for a video: a caption per segment (merged) and for the whole video."""
     upload, fields = await _form(request)
-    mode = fields.get("mode") or "auto"
-    if mode not in ("auto", "generate", "retrieve"):
-        raise BadInputError(f"mode: {mode!r} is not one of auto, generate, retrieve")
+    mode = check_caption_mode(fields, state.model)
     k = check_k(int_field(fields, "k", 1), settings, limit=settings.limits.max_caption_k)
     sample = await _video_sample(upload, fields, state, settings)
     solver = await run_in_threadpool(caption_solver, state, mode, fields.get("index") or None)
     answer = await _solve(sample, solver)
     body = VideoCaptionResponse(
-        mode=mode,
+        mode=fields.get("mode") or "auto",  # as requested
         captions=[{"text": t, "score": s} for t, s in answer.ranked[:k]],
         duration=sample.duration,
         segments=_segments(answer),
