@@ -6,7 +6,8 @@ tower's ImageNet class probabilities (for WordNet concepts, training/concepts.py
 
     domain_of        easy-vqa / openclipart (the trained heads' domains: pooled-feature centroids and
                      cosine floors calibrated on their held-out splits) or "photo" (everything else)
-    caption_image    decoder (its domains) | bank (best bank caption above a calibrated score) |
+    caption_image    decoder (its domains) | colour (a plain picture: "a plain red picture") |
+                     bank (best bank caption above a calibrated score) |
                      concept ("a tabby, a kind of cat") -- each caption names its method
     answer_question  easy-vqa head (its domain) | kind (best concept under the asked WordNet category) |
                      colour (pixels, training/colours.py) | yes/no (zero-shot, calibrated z-score) |
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from training.colours import colour_names
+from training.colours import colour_names, plain_colour
 from training.concepts import Concept, category_synsets, concepts_for, wordnet
 from training.questions import Question, parse_question
 
@@ -203,9 +204,11 @@ def caption_image(
     cal: Calibration,
     bank: list[tuple[str, float]] | None = None,
     k: int = 1,
+    image: Image.Image | None = None,
 ) -> list[Result]:
     """The k best captions of one image, best first. `bank`: the caption bank's nearest captions to
-    this image (text, cosine), best first, when the caller has a bank."""
+    this image (text, cosine), best first, when the caller has a bank; `image`: the picture itself, so
+    that a plain one is named by its colour ("a plain red picture") rather than a guessed object."""
     domain = cal.domain_of(feat)
     heads = getattr(model, "heads", None) or {}
     decoded: list[tuple[str, float]] = []
@@ -218,6 +221,9 @@ def caption_image(
         decoded = [(t, s) for t, s in hyps if not is_junk(t)]
     if domain in ("easy-vqa", "unknown") and decoded:
         return [Result(t, s, "decoder") for t, s in decoded[:k]]
+    plain = plain_colour(image) if image is not None else None
+    if plain is not None:
+        return [Result(f"a plain {plain[0]} picture", plain[1], "colour")]
     good_bank = [(t, s) for t, s in bank or [] if not is_junk(t)]
     if cal.bank_score is not None and good_bank and good_bank[0][1] >= cal.bank_score:
         return [Result(t, s, "bank") for t, s in good_bank[:k] if s >= cal.bank_score]
