@@ -142,7 +142,7 @@ class CaptionsResponse(BaseModel):
 
 
 class Caption(ScoredText):
-    method: Literal["decoder", "colour", "bank", "concept", "none"]  # what produced this caption
+    method: Literal["decoder", "colour", "bank", "concept"]  # what produced this caption
     unsure: bool = False
 
 
