@@ -48,7 +48,22 @@ def test_served_graph_cuts_every_batch_to_its_own_length(clip_model):
             assert torch.allclose(encode(tokens), theirs, atol=1e-6)
 
 
-@pytest.mark.parametrize("form", ["hf-hub siglip", "local-dir coca", "bare dir hftext"])
+def test_transformers_clip_is_cut_to_its_longest_text(hub_offline):
+    """transformers' CLIP text tower (causal, end-token pooled): the cut batch gives the vectors its own
+    get_text_features gives at max_length padding."""
+    model = load_model(hub_offline["refs"]["transformers clip"])
+    for texts in BATCHES:
+        tokens = model.tokenize(texts)
+        cut = model.text_prefix(tokens)
+        assert cut["input_ids"].shape[1] == int(tokens["attention_mask"].sum(-1).max())
+        with torch.no_grad():
+            theirs = torch.nn.functional.normalize(model.hf.get_text_features(**tokens).pooler_output, dim=-1)
+            assert torch.allclose(model.encode_text(cut, normalize=True), theirs, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "form", ["hf-hub siglip", "local-dir coca", "bare dir hftext", "transformers siglip"]
+)
 def test_towers_a_prefix_would_change_are_not_cut(hub_offline, form):
     """SigLIP (no causal mask, last-token pooling), CoCa (a cls token after the padding) and an HF tower
     read every position: their tokens stay as the tokenizer made them."""
