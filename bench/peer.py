@@ -222,8 +222,8 @@ higher than clip back's: {p50[0]:.0f} vs {p50[1]:.0f} ms ({verdict[p50[0] <= p50
 Where the difference comes from: both run ViT-B-32's text tower on the CPU, which is nearly all of a
 query's cost. clip back runs it once per request on all 77 token positions; xmodal batches concurrent
 queries (one forward for up to XMODAL_BATCH__MAX_BATCH_SIZE__CPU texts, then one FAISS search for the
-batch) and runs the causal tower only up to the batch's last end token (~9 positions for these queries;
-the same vectors, tests/training/test_text_prefix.py). xmodal's stages for one batch of 32 of these
+batch) and runs the causal tower only up to the batch's last end token (the same vectors,
+tests/training/test_text_prefix.py). xmodal's stages for one batch of 32 of these
 queries, in the bench's process before the servers ran ({args.threads} thread(s), median of 3):
 
 | stage | ms per batch of 32 |
