@@ -158,16 +158,8 @@ def run(name: str, base: str, args, texts: list[str], **kw) -> list[dict]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--peer-venv", type=Path, required=True, help="venv with clip-retrieval 2.45 installed")
-    p.add_argument("--items", type=int, default=20_000)
-    p.add_argument("--requests", type=int, default=200, help="at most this many requests per level")
-    p.add_argument("--seconds", type=float, default=20.0, help="at most this long per level")
-    p.add_argument("--threads", type=int, default=1, help="torch threads of each server")
-    p.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
-    args = p.parse_args(argv)
-    home = Path(tempfile.mkdtemp(prefix="xmodal-peer-"))
+def measure(home: Path, args) -> tuple[dict, list[dict], list[float]]:
+    """(xmodal's stage profile, a row per service and client level, load averages) for one run in `home`."""
     weights, ref, indices = make_setup(home, args.items, args.peer_venv)
     texts = queries(512)
     stages = stage_ms(ref, home, args.threads, texts)
@@ -189,6 +181,20 @@ def main(argv: list[str] | None = None) -> None:
             proc.terminate()
             proc.wait(30)
         loads.append(os.getloadavg()[0])
+    return stages, rows, loads
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--peer-venv", type=Path, required=True, help="venv with clip-retrieval 2.45 installed")
+    p.add_argument("--items", type=int, default=20_000)
+    p.add_argument("--requests", type=int, default=200, help="at most this many requests per level")
+    p.add_argument("--seconds", type=float, default=20.0, help="at most this long per level")
+    p.add_argument("--threads", type=int, default=1, help="torch threads of each server")
+    p.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="xmodal-peer-") as tmp:  # ~700 MB: weights, vectors, indexes
+        stages, rows, loads = measure(Path(tmp), args)
     by = {(r["service"], r["clients"]): r for r in rows}
     table = "\n".join(
         f"| {c} | {by['xmodal', c]['rps']:.1f} | {by['clip back', c]['rps']:.1f} | "
