@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.report import write_section  # noqa: E402
 from index.embed import decode_video, embed_video  # noqa: E402
-from index.video import VideoConfig  # noqa: E402
 from training.home import corpora_dir  # noqa: E402
+from training.video import VideoConfig  # noqa: E402
 
 # Written after looking at sampled frames of each video; none repeats its caption's wording.
 C, CD, M, MG = "videos/carphone", "videos/carphone-distorted", "videos/megamind", "videos/megamind-glitchy"

@@ -144,7 +144,7 @@ def build(
 ) -> None:
     """Embed a corpus and publish a new index version (resumes an interrupted run of the same job)."""
     from index.runner import JobConfig
-    from index.video import VideoConfig
+    from training.video import VideoConfig
 
     video = VideoConfig(segment_seconds, frames_per_segment, video_frames, max_seconds=max_video_seconds)
     m = _model(model, device)
@@ -168,7 +168,7 @@ def add(
 ) -> None:
     """Embed only the new items and publish a version with old + new (existing vectors reused)."""
     from index.runner import JobConfig, load_base
-    from index.video import VideoConfig
+    from training.video import VideoConfig
 
     base = load_base(name)
     m = _model(model, device)
