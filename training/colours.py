@@ -3,7 +3,9 @@
 Each pixel of a small thumbnail goes to the nearest basic-colour prototype in CIELAB (perceptually
 even, so "nearest" means what a viewer would call closest); the votes are weighted by a centred
 Gaussian and by how far a pixel's colour is from the border's (the background), so the main object
-outweighs its surroundings. Measured against colour prompts on the dual encoder in BENCHMARKS.md.
+outweighs its surroundings. When the image tower knows the asked object's classes, a `focus` map of
+where it sees them (training/understand.py: a class activation map) weights the votes instead.
+Measured against colour prompts on the dual encoder in BENCHMARKS.md.
 """
 
 import numpy as np
@@ -66,13 +68,20 @@ def plain_colour(image: Image.Image) -> tuple[str, float] | None:
     return _NAMES[best], float(share[best])
 
 
-def colour_names(image: Image.Image, target: str | None = None) -> list[tuple[str, float]]:
-    """Basic colour terms of the main object (or of `target` when its place is known, e.g. the sky),
-    with their vote shares, largest first."""
+def colour_names(
+    image: Image.Image, target: str | None = None, focus: np.ndarray | None = None
+) -> list[tuple[str, float]]:
+    """Basic colour terms of the main object (or of `target` when its place is known, e.g. the sky, or
+    where `focus`, an (h, w) map in [0, 1] over the image, says it is), with their vote shares,
+    largest first."""
     thumb = image.convert("RGB").resize((THUMB, THUMB), Image.BILINEAR)
     lab = rgb2lab(np.asarray(thumb))  # (T, T, 3)
     yy, xx = np.mgrid[0:THUMB, 0:THUMB] / (THUMB - 1)
-    if target in REGIONS:
+    if focus is not None:
+        up = Image.fromarray(focus.astype(np.float32), mode="F").resize((THUMB, THUMB), Image.BILINEAR)
+        weight = np.asarray(up, dtype=float) ** 2  # the object's core, not its surroundings
+        weight *= 1 + np.hypot(lab[..., 1], lab[..., 2]) / GREY_CHROMA
+    elif target in REGIONS:
         top, bottom = REGIONS[target]
         weight = ((yy >= top) & (yy <= bottom)).astype(float)
     else:

@@ -23,11 +23,12 @@ import re
 import weakref
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from training.colours import colour_names, plain_colour
+from training.colours import REGIONS, colour_names, plain_colour
 from training.concepts import Concept, category_synsets, concepts_for, wordnet
 from training.questions import Question, parse_question
 
@@ -177,14 +178,20 @@ def yes_no_scores(model, embeddings: torch.Tensor, things: list[str]) -> torch.T
     return (s - ref.mean(1)) / ref.std(1).clamp(min=1e-6)
 
 
-def _kind(model, feat: ImageFeatures, target: str | None, k: int) -> list[Result]:
+def _members(model, target: str | None) -> list[int]:
+    """The classes under `target`'s noun senses (every class for "what is this?"); [] for a word the
+    tower has no classes of."""
     concepts = _concepts(model)
     if target in _ANY:
-        members = list(range(len(concepts)))
-    else:
-        base = wordnet().morphy(target.replace(" ", "_"), "n") or target
-        cats = category_synsets(base)
-        members = [c.index for c in concepts if c.ancestors & cats]
+        return list(range(len(concepts)))
+    base = wordnet().morphy(target.replace(" ", "_"), "n") or target
+    cats = category_synsets(base)
+    return [c.index for c in concepts if c.ancestors & cats]
+
+
+def _kind(model, feat: ImageFeatures, target: str | None, k: int) -> list[Result]:
+    concepts = _concepts(model)
+    members = _members(model, target)
     if not members:  # a category the tower has no classes of ("what shape is this?")
         return [Result("", 0.0, "kind", unsure=True)]
     mass: dict[str, float] = {}
@@ -196,8 +203,41 @@ def _kind(model, feat: ImageFeatures, target: str | None, k: int) -> list[Result
     return [Result(name, p, "kind", unsure) for name, p in ranked]
 
 
-def _colour(image: Image.Image, target: str | None, k: int) -> list[Result]:
+FOCUS_MASS = 0.1
+
+
+@torch.inference_mode()
+def _focus(model, feat: ImageFeatures, thing: str | None) -> np.ndarray | None:
+    """(h, w) in [0, 1]: where the tower sees `thing`, as a class activation map (Zhou et al. 2016):
+    the classifier applied to each location's token, weighted by the probabilities of the classes
+    under `thing`. None when the tower has no classes of it, or they hold under FOCUS_MASS of the
+    image's probability (an unrecognised object's map is noise)."""
+    net = getattr(model, "image_net", None)
+    members = _members(model, thing) if thing and thing not in _ANY else []
+    side = round(len(feat.tokens) ** 0.5)
+    if net is None or not members or side * side != len(feat.tokens):
+        return None
+    weights = feat.probs[members]
+    if float(weights.sum()) < FOCUS_MASS:
+        return None
+    scores = net.logits(feat.tokens.float().to(model.device))[:, members].float().cpu()  # (N, M)
+    cam = scores @ (weights / weights.sum())
+    cam = (cam - cam.min()) / (cam.max() - cam.min()).clamp(min=1e-6)
+    return cam.reshape(side, side).numpy()
+
+
+def _centre_square(image: Image.Image) -> Image.Image:
+    """The part of the picture the tower saw (the LiT towers' preprocess crops the centre square)."""
+    s = min(image.size)
+    left, top = (image.width - s) // 2, (image.height - s) // 2
+    return image.crop((left, top, left + s, top + s))
+
+
+def _colour(model, feat: ImageFeatures, image: Image.Image, target: str | None, k: int) -> list[Result]:
     thing = (target or "").split()[-1] if target else None
+    focus = _focus(model, feat, thing) if thing not in REGIONS else None
+    if focus is not None:
+        return [Result(c, p, "colour") for c, p in colour_names(_centre_square(image), focus=focus)[:k]]
     return [Result(c, p, "colour") for c, p in colour_names(image, thing)[:k]]
 
 
@@ -218,7 +258,7 @@ def answer_question(
     if q.kind == "kind":
         return _kind(model, feat, q.target, k)
     if q.kind == "colour":
-        return _colour(image, q.target, k)
+        return _colour(model, feat, image, q.target, k)
     if q.kind in ("presence", "identity"):
         z = float(yes_no_scores(model, feat.embedding[None].to(model.device), [q.target])[0])
         if cal.yes_z is None:

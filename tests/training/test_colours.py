@@ -54,3 +54,14 @@ def test_a_plain_picture_is_told_from_a_flat_toned_photo():
     half = Image.new("RGB", (60, 60), BASIC_COLOURS["red"])  # two colours: not plain
     ImageDraw.Draw(half).rectangle((0, 0, 59, 29), fill=BASIC_COLOURS["blue"])
     assert plain_colour(half) is None
+
+
+def test_a_focus_map_names_the_object_where_the_tower_sees_it():
+    import numpy as np
+
+    im = Image.new("RGB", (64, 64), BASIC_COLOURS["green"])
+    ImageDraw.Draw(im).rectangle((0, 0, 21, 21), fill=BASIC_COLOURS["red"])  # top-left ninth
+    assert colour_names(im)[0][0] == "green"  # unfocused: the centre and the most pixels
+    focus = np.zeros((3, 3))
+    focus[0, 0] = 1.0
+    assert colour_names(im, focus=focus)[0][0] == "red"

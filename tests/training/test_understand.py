@@ -1,6 +1,8 @@
 """The solvers of training/understand.py on the tiny LiT model (classes cat, dog, car, tree, house, boat):
 thresholds come from the card, the router picks the solver, answers match brute-force references."""
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -118,3 +120,23 @@ def test_calibrate_on_held_out_corpora_writes_what_the_solvers_read(tmp_path, mo
     assert isinstance(got["yes_z"], float) and set(got["calibrated_on"]) >= {"yes_z", "bank_score"}
     cal = Calibration.from_card({"understanding": got})
     assert (cal.yes_z, cal.bank_score) == (got["yes_z"], got["bank_score"])
+
+
+def test_the_colour_of_a_named_object_is_read_where_the_tower_sees_its_classes(tiny):
+    """A class activation map: the classifier on each location's token, weighted by the probabilities
+    of the classes under the asked word; none for a word without classes or with too little mass."""
+    import numpy as np
+
+    from training import understand
+
+    model, image, feat = tiny
+    classes = model.image_net.classes
+    focus = understand._focus(model, feat, "cat")
+    with torch.no_grad():
+        scores = model.image_net.logits(feat.tokens)[:, classes.index("cat")]
+    want = ((scores - scores.min()) / (scores.max() - scores.min())).reshape(focus.shape).numpy()
+    np.testing.assert_allclose(focus, want, atol=1e-5)
+    assert focus.shape[0] * focus.shape[1] == len(feat.tokens)
+    assert understand._focus(model, feat, "shape") is None  # no class under "shape"
+    low = dataclasses.replace(feat, probs=torch.full_like(feat.probs, 1e-3))
+    assert understand._focus(model, low, "cat") is None  # the tower does not see a cat there
