@@ -42,16 +42,28 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 # A text field as check_text accepts it: some non-space character, no control characters.
 _CONTROL = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f"
 IMAGE_TYPES = "image/jpeg, image/png, image/webp, image/gif, image/bmp, image/tiff"
+VIDEO_TYPES = "video/mp4, video/webm, video/x-msvideo, video/quicktime, video/x-matroska"
 TEXT_PATTERN = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
+# /v1/classify's labels: such a text with at least two non-blank parts between commas and newlines
+_PART, _LABEL = rf"[^,\n{_CONTROL}]*", rf"[^,\n{_CONTROL}]*[^\s,{_CONTROL}][^,\n{_CONTROL}]*"
+LABELS_PATTERN = rf"^({_PART}[,\n])*{_LABEL}[,\n]({_PART}[,\n])*{_LABEL}([,\n]{_PART})*$"
+
+
+def _is_file(prop: dict) -> bool:
+    """A file part: OpenAPI 3.0's `format: binary`, or 3.1's `contentMediaType` (what FastAPI writes)."""
+    return prop.get("format") == "binary" or "contentMediaType" in prop
 
 
 def document_limits(openapi: dict, limits, filter_fields: dict) -> dict:
     """The OpenAPI document with the limits the service enforces (from Settings) on the request fields
-    of its own models and forms: texts, k, `where`, uploads. Hand-written inline schemas are left as they
-    are, and so is a maximum a field declares itself (e.g. caption's k, Form(le=...))."""
+    of its own models and forms: texts, k, `where`, uploads. A field may name the LimitSettings field that
+    bounds it, `Form(json_schema_extra={"x-limit": "max_caption_k"})`: its maximum (an integer) or
+    maxLength (a string). Hand-written inline schemas are left as they are."""
     text = {"type": "string", "minLength": 1, "maxLength": limits.max_text_chars, "pattern": TEXT_PATTERN}
     by_name = {
         "query": text,
+        "question": text,
+        "labels": {**text, "minLength": 3, "pattern": LABELS_PATTERN},
         "k": {"type": "integer", "minimum": 1, "maximum": limits.max_k},
         "texts": {"type": "array", "items": text, "minItems": 1, "maxItems": limits.max_texts},
         "where": {"anyOf": [{**filter_fields, "type": "object"}, {"type": "null"}]},
@@ -61,12 +73,19 @@ def document_limits(openapi: dict, limits, filter_fields: dict) -> dict:
         for op in path.values():
             form = op.get("requestBody", {}).get("content", {}).get("multipart/form-data", {})
             ref = form.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
-            if "image" in schemas.get(ref, {}).get("properties", {}):  # the shared image input
-                form["encoding"] = {"image": {"contentType": IMAGE_TYPES}}
+            fields = schemas.get(ref, {}).get("properties", {})
+            types = {"image": IMAGE_TYPES, "video": VIDEO_TYPES}  # the shared image input, a video upload
+            if encoding := {f: {"contentType": t} for f, t in types.items() if f in fields}:
+                form["encoding"] = encoding
     for schema in schemas.values():
         for name, prop in schema.get("properties", {}).items():
-            if name == "image" and prop.get("format") == "binary":
-                prop["minLength"] = 1  # an empty upload is refused
+            if "x-limit" in prop:
+                bound = getattr(limits, prop.pop("x-limit"))
+                prop["maximum" if prop.get("type") == "integer" else "maxLength"] = bound
+            binary = next(filter(_is_file, prop.get("anyOf", [prop])), None)
+            if binary is not None:  # an empty upload is refused; an optional one is a part or none (not null)
+                desc = prop.get("description")
+                schema["properties"][name] = {**binary, "description": desc, "minLength": 1}
             elif name in by_name and (name != "texts" or prop.get("type") == "array"):
                 # a bound the route declares itself (Form(le=...)) stays
                 kept = ("title", "description", "default", "examples", "maximum", "maxLength")
@@ -84,14 +103,6 @@ class TextSearchRequest(BaseModel):
     where: dict[str, Any] | None = Field(
         None, description="metadata equality filters, e.g. {'split': 'test'}"
     )
-
-
-class ImageSearchRequest(BaseModel):
-    model_config = _example(image_b64="iVBORw0KGgo...", k=12, index="demo", media=None)
-    image_b64: str = Field(description="base64 image bytes (a data: URL prefix is allowed)")
-    k: int = 12
-    index: str | None = None
-    media: Media | None = None
 
 
 class SearchHit(BaseModel):

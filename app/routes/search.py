@@ -4,12 +4,11 @@ import asyncio
 import re
 import time
 from pathlib import PurePath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import quote
 
 import torch
-from fastapi import APIRouter, Form, Request
-from PIL import Image
+from fastapi import APIRouter, Form
 from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
@@ -19,7 +18,6 @@ from app.media import BadInputError
 from app.registry import ServingState
 from app.schemas import (
     CaptionsResponse,
-    ImageSearchRequest,
     Media,
     SearchHit,
     SearchResponse,
@@ -27,26 +25,6 @@ from app.schemas import (
 )
 
 router = APIRouter(prefix="/v1", tags=["search"])
-
-# The multipart body as a hand-written schema, for app/routes/generate.py's openapi_extra until its routes
-# take app.deps.ImageDep (then this goes).
-MULTIPART_IMAGE = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": ["image"],
-                "properties": {
-                    "image": {"type": "string", "format": "binary"},
-                    "k": {"type": "integer", "default": 12},
-                    "index": {"type": "string"},
-                    "media": {"type": "string", "enum": ["image", "video"]},
-                },
-            }
-        },
-    },
-}
 
 
 def media_url(index: str, item_id: str) -> str:
@@ -109,39 +87,6 @@ async def search_text(
         index=idx.name, version=str(idx.version), took_ms=(time.perf_counter() - t0) * 1000,
         hits=[to_hit(idx.name, h) for h in hits],
     )  # fmt: skip
-
-
-async def read_image_request(request: Request, settings: Settings) -> tuple[Image.Image, dict[str, Any]]:
-    """The image and other fields of a multipart upload (field `image`) or a JSON body (`image_b64`),
-    decoded in the decode pool. For routes written before the shared input: new routes take
-    `image: ImageDep` (app.deps.image_upload) and `Form()` fields instead."""
-    decoder = request.app.state.decoder
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=16)
-        upload = form.get("image")
-        if upload is None or isinstance(upload, str):
-            raise BadInputError("image: missing; send the image as a multipart file field named `image`")
-        data = await upload.read(settings.limits.max_upload_bytes + 1)
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        return await decoder.decode(data, "image"), fields
-    try:
-        body = ImageSearchRequest.model_validate_json(await request.body())
-    except ValueError as e:
-        raise BadInputError(
-            "body: send multipart/form-data with an `image` file, or JSON with `image_b64` "
-            f"({str(e).splitlines()[0]})"
-        ) from None
-    fields = body.model_dump(exclude={"image_b64"}, exclude_none=True)
-    return await decoder.decode(body.image_b64, "image_b64"), fields
-
-
-def int_field(fields: dict, name: str, default: int) -> int:
-    raw = fields.get(name, default)
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        raise BadInputError(f"{name}: {raw!r} is not an integer") from None
 
 
 # Form fields shared by the image routes (the image itself is app.deps.ImageDep)
