@@ -38,6 +38,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     504: _error("no result within the batch timeout"),
 }
 
+# The admin routes' own: disabled (no XMODAL_ADMIN_TOKEN), or a model reference outside XMODAL_HOME/models
+ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    403: _error("admin routes are disabled, or the model named lies outside XMODAL_HOME/models"),
+}
+
 
 # A text field as check_text accepts it: some non-space character, no control characters.
 _CONTROL = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f"

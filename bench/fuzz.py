@@ -9,6 +9,7 @@ operation. Exit status: 0 when no check failed, 1 otherwise.
 """
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -37,7 +38,8 @@ def run(base: str, max_time: int, max_examples: int, workdir: Path, admin: str =
         "--workers", "1", "--request-timeout", "30", "--max-response-time", "10",
         "--warnings", "off",
     ]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "bench.fuzz_hooks", "PYTHONPATH": str(ROOT)}  # a real video
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
     print(proc.stdout, proc.stderr[-2000:], sep="\n", flush=True)
     if "SUMMARY" not in proc.stdout:
         raise SystemExit(f"schemathesis did not finish (exit {proc.returncode})")
