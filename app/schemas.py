@@ -51,6 +51,13 @@ VIDEO_TYPES = "video/mp4, video/webm, video/x-msvideo, video/quicktime, video/x-
 TEXT_PATTERN = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
 # /v1/classify's labels: such a text with at least two non-blank parts between commas and newlines
 _PART, _LABEL = rf"[^,\n{_CONTROL}]*", rf"[^,\n{_CONTROL}]*[^\s,{_CONTROL}][^,\n{_CONTROL}]*"
+
+
+def _lines_pattern(max_chars: int, max_lines: int) -> str:
+    line = rf"[^\n{_CONTROL}]{{0,{max_chars}}}"
+    return rf"^({line}\n){{0,{max_lines - 1}}}{line}$"
+
+
 LABELS_PATTERN = rf"^({_PART}[,\n])*{_LABEL}[,\n]({_PART}[,\n])*{_LABEL}([,\n]{_PART})*$"
 
 
@@ -65,6 +72,8 @@ def document_limits(openapi: dict, limits, filter_fields: dict) -> dict:
     bounds it, `Form(json_schema_extra={"x-limit": "max_caption_k"})`: its maximum (an integer) or
     maxLength (a string). Hand-written inline schemas are left as they are."""
     text = {"type": "string", "minLength": 1, "maxLength": limits.max_text_chars, "pattern": TEXT_PATTERN}
+    # a form's `texts`: up to MAX_TEXTS lines of at most MAX_TEXT_CHARS, no control characters
+    lines = {"type": "string", "pattern": _lines_pattern(limits.max_text_chars, limits.max_texts)}
     by_name = {
         "query": text,
         "question": text,
@@ -78,6 +87,12 @@ def document_limits(openapi: dict, limits, filter_fields: dict) -> dict:
         for op in path.values():
             form = op.get("requestBody", {}).get("content", {}).get("multipart/form-data", {})
             ref = form.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
+            if ref in schemas and len(form["schema"]) > 1:
+                # keywords beside the $ref (a route's openapi_extra, e.g. "one of image, video, id") go
+                # into the form's schema itself: tools that follow a $ref read nothing beside it
+                extra = {k: v for k, v in form["schema"].items() if k != "$ref"}
+                schemas[ref].update(extra)
+                form["schema"] = {"$ref": form["schema"]["$ref"]}
             fields = schemas.get(ref, {}).get("properties", {})
             types = {"image": IMAGE_TYPES, "video": VIDEO_TYPES}  # the shared image input, a video upload
             if encoding := {f: {"contentType": t} for f, t in types.items() if f in fields}:
@@ -91,7 +106,9 @@ def document_limits(openapi: dict, limits, filter_fields: dict) -> dict:
             if binary is not None:  # an empty upload is refused; an optional one is a part or none (not null)
                 desc = prop.get("description")
                 schema["properties"][name] = {**binary, "description": desc, "minLength": 1}
-            elif name in by_name and (name != "texts" or prop.get("type") == "array"):
+            elif name == "texts" and prop.get("type") != "array":  # a form's, one text per line
+                schema["properties"][name] = {**lines, "description": prop.get("description")}
+            elif name in by_name:
                 # a bound the route declares itself (Form(le=...)) stays
                 kept = ("title", "description", "default", "examples", "maximum", "maxLength")
                 keep = {k: v for k, v in prop.items() if k in kept}

@@ -1,8 +1,10 @@
 """Schemathesis hooks for bench/fuzz.py (loaded as SCHEMATHESIS_HOOKS=bench.fuzz_hooks).
 
-Schemathesis ships file samples for images only, so a `video` part declared as video/mp4 would be
-random bytes, which the service rightly refuses (422, not a video) although the schema admits any
-upload of that type. This registers a real 1 s MP4 for video/mp4, the one video type the fuzz sends.
+The service documents its upload parts by media type (image/jpeg ... image/tiff, video/mp4 ...).
+Schemathesis has no generator for most of them, so such a part would be random bytes, which the
+service rightly refuses (415: not a readable image) although the schema admits any file of that
+type. This registers a real file for each type the fuzz sends: a small image per accepted image
+format (Pillow) and a 1 s MP4 (PyAV).
 """
 
 import io
@@ -10,6 +12,20 @@ import io
 import numpy as np
 import schemathesis
 from hypothesis import strategies as st
+from PIL import Image
+
+IMAGE_FORMATS = {
+    "image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/gif": "GIF",
+    "image/bmp": "BMP", "image/tiff": "TIFF",
+}  # fmt: skip
+
+
+def tiny_image(fmt: str, size: tuple[int, int] = (24, 16)) -> bytes:
+    """A seeded noise image of `size` in Pillow format `fmt`."""
+    pixels = np.random.default_rng(0).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, fmt)
+    return buf.getvalue()
 
 
 def tiny_mp4(seconds: int = 1, fps: int = 4, size: int = 32) -> bytes:
@@ -29,4 +45,6 @@ def tiny_mp4(seconds: int = 1, fps: int = 4, size: int = 32) -> bytes:
     return buf.getvalue()
 
 
+for media_type, fmt in IMAGE_FORMATS.items():
+    schemathesis.openapi.media_type(media_type, st.just(tiny_image(fmt)))
 schemathesis.openapi.media_type("video/mp4", st.just(tiny_mp4()))
