@@ -51,13 +51,6 @@ VIDEO_TYPES = "video/mp4, video/webm, video/x-msvideo, video/quicktime, video/x-
 TEXT_PATTERN = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
 # /v1/classify's labels: such a text with at least two non-blank parts between commas and newlines
 _PART, _LABEL = rf"[^,\n{_CONTROL}]*", rf"[^,\n{_CONTROL}]*[^\s,{_CONTROL}][^,\n{_CONTROL}]*"
-
-
-def _lines_pattern(max_chars: int, max_lines: int) -> str:
-    line = rf"[^\n{_CONTROL}]{{0,{max_chars}}}"
-    return rf"^({line}\n){{0,{max_lines - 1}}}{line}$"
-
-
 LABELS_PATTERN = rf"^({_PART}[,\n])*{_LABEL}[,\n]({_PART}[,\n])*{_LABEL}([,\n]{_PART})*$"
 
 
@@ -66,14 +59,24 @@ def _is_file(prop: dict) -> bool:
     return prop.get("format") == "binary" or "contentMediaType" in prop
 
 
+def _document_form(body: dict, schema: dict) -> None:
+    """A multipart body's own parts: keywords beside its $ref (a route's openapi_extra, e.g. "one of
+    image, video, id") move into the form's schema, since tools that follow a $ref read nothing beside
+    it; upload parts get their media types."""
+    extra = {k: v for k, v in body["schema"].items() if k != "$ref"}
+    schema.update(extra)
+    body["schema"] = {"$ref": body["schema"]["$ref"]}
+    types = {"image": IMAGE_TYPES, "video": VIDEO_TYPES}  # the shared image input, a video upload
+    if encoding := {f: {"contentType": t} for f, t in types.items() if f in schema.get("properties", {})}:
+        body["encoding"] = encoding
+
+
 def document_limits(openapi: dict, limits, filter_fields: dict) -> dict:
     """The OpenAPI document with the limits the service enforces (from Settings) on the request fields
     of its own models and forms: texts, k, `where`, uploads. A field may name the LimitSettings field that
     bounds it, `Form(json_schema_extra={"x-limit": "max_caption_k"})`: its maximum (an integer) or
     maxLength (a string). Hand-written inline schemas are left as they are."""
     text = {"type": "string", "minLength": 1, "maxLength": limits.max_text_chars, "pattern": TEXT_PATTERN}
-    # a form's `texts`: up to MAX_TEXTS lines of at most MAX_TEXT_CHARS, no control characters
-    lines = {"type": "string", "pattern": _lines_pattern(limits.max_text_chars, limits.max_texts)}
     by_name = {
         "query": text,
         "question": text,
@@ -83,36 +86,34 @@ def document_limits(openapi: dict, limits, filter_fields: dict) -> dict:
         "where": {"anyOf": [{**filter_fields, "type": "object"}, {"type": "null"}]},
     }
     schemas = openapi.get("components", {}).get("schemas", {})
+    requests, forms = set(), set()  # the request bodies' schemas (responses keep theirs), and the forms
     for path in openapi.get("paths", {}).values():
         for op in path.values():
-            form = op.get("requestBody", {}).get("content", {}).get("multipart/form-data", {})
-            ref = form.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
-            if ref in schemas and len(form["schema"]) > 1:
-                # keywords beside the $ref (a route's openapi_extra, e.g. "one of image, video, id") go
-                # into the form's schema itself: tools that follow a $ref read nothing beside it
-                extra = {k: v for k, v in form["schema"].items() if k != "$ref"}
-                schemas[ref].update(extra)
-                form["schema"] = {"$ref": form["schema"]["$ref"]}
-            fields = schemas.get(ref, {}).get("properties", {})
-            types = {"image": IMAGE_TYPES, "video": VIDEO_TYPES}  # the shared image input, a video upload
-            if encoding := {f: {"contentType": t} for f, t in types.items() if f in fields}:
-                form["encoding"] = encoding
-    for schema in schemas.values():
-        for name, prop in schema.get("properties", {}).items():
+            content = op.get("requestBody", {}).get("content", {})
+            for ctype, body in content.items():
+                ref = body.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
+                requests.add(ref)
+                if ctype == "multipart/form-data" and ref in schemas:
+                    forms.add(ref)
+                    _document_form(body, schemas[ref])
+    for name in requests & set(schemas):
+        schema = schemas[name]
+        for field, prop in schema.get("properties", {}).items():
             if "x-limit" in prop:
                 bound = getattr(limits, prop.pop("x-limit"))
                 prop["maximum" if prop.get("type") == "integer" else "maxLength"] = bound
-            binary = next(filter(_is_file, prop.get("anyOf", [prop])), None)
-            if binary is not None:  # an empty upload is refused; an optional one is a part or none (not null)
-                desc = prop.get("description")
-                schema["properties"][name] = {**binary, "description": desc, "minLength": 1}
-            elif name == "texts" and prop.get("type") != "array":  # a form's, one text per line
-                schema["properties"][name] = {**lines, "description": prop.get("description")}
-            elif name in by_name:
+            if name in forms and "anyOf" in prop:  # a part is there or not: an optional field is never null
+                options = [p for p in prop.pop("anyOf") if p.get("type") != "null"]
+                prop.update(options[0] if len(options) == 1 else {"anyOf": options})
+            if _is_file(prop):
+                prop["minLength"] = 1  # an empty upload is refused
+            elif field == "texts" and prop.get("type") != "array":  # a form's, one text per line
+                prop.update(pattern=rf"^[^{_CONTROL}]*$")
+            elif field in by_name:
                 # a bound the route declares itself (Form(le=...)) stays
                 kept = ("title", "description", "default", "examples", "maximum", "maxLength")
                 keep = {k: v for k, v in prop.items() if k in kept}
-                schema["properties"][name] = {**by_name[name], **keep}
+                schema["properties"][field] = {**by_name[field], **keep}
     return openapi
 
 

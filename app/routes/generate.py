@@ -167,6 +167,7 @@ async def vqa(
         Form(
             min_length=1,
             description="at most XMODAL_LIMITS__MAX_QUESTION_CHARS characters",
+            examples=["what colour is the shape?"],
             json_schema_extra={"x-limit": "max_question_chars"},
         ),
     ],
@@ -202,6 +203,7 @@ async def classify(
         str,
         Form(
             min_length=1,
+            examples=["cat, dog, red square"],
             description="at least 2 labels, comma- or newline-separated (repeats count once), at most "
             "XMODAL_LIMITS__MAX_TEXT_CHARS characters in all",
         ),
