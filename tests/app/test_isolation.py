@@ -9,8 +9,8 @@ import pytest
 QUERIES = ["a red square", "green", "something blue", "a dark picture"]
 TEXT_POISONS = {"lone surrogate": "\ud800 cat", "control character": "a \x00 cat"}
 WHERE_POISONS = {
-    "quote in a key": {'split"': 1},
-    "injection in a key": {'kind") OR 1=1 --': "x"},
+    "quote in a key": {"split\"": 1},
+    "injection in a key": {"kind\") OR 1=1 --": "x"},
     "NaN value": {"split": float("nan")},
     "Infinity value": {"split": float("inf")},
     "1,001 keys": {f"k{i}": i for i in range(1001)},
