@@ -144,10 +144,12 @@ class Registry:
             from PIL import Image
 
             from app.graphs import text_encoder
+            from training.understand import prepare
 
             model.embed_texts(["warm up"])
             text_encoder(model)  # traced now, not on the first request
             model.embed_images([Image.new("RGB", (model.image_size, model.image_size))])
+            prepare(model)  # the caption and VQA solvers' per-model prompts
         model_dir = model_dir_of(ref, self.settings.models_dir)
         if model_dir is not None:
             return model, model_dir.resolve().name, model_dir, read_card(model_dir)

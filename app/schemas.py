@@ -176,7 +176,7 @@ class CaptionsResponse(BaseModel):
 
 
 class Caption(ScoredText):
-    method: Literal["decoder", "bank", "concept", "none"]  # what produced this caption
+    method: Literal["decoder", "colour", "bank", "concept"]  # what produced this caption
     unsure: bool = False
 
 

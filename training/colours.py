@@ -35,6 +35,10 @@ _PROTOS = [(n, BASIC_COLOURS[n]) for n in _CHROMATIC] + [
 _LAB = rgb2lab(np.array([[rgb for _, rgb in _PROTOS]], dtype=np.uint8))[0]  # (P, 3)
 _PROTO_NAME = np.array([_NAMES.index(n) for n, _ in _PROTOS])  # prototype -> index into _NAMES
 THUMB = 64  # pixels a side: colour needs no detail, and 4k pixels cost about a millisecond
+# A plain picture: the greyscale photos of the real-photo set (brick, gravel, moon) are one term too, but
+# their lightness varies (std 4.9 to 7.7 Lab units on the thumbnail); a flat video frame's is under 1.
+PLAIN_SHARE = 0.97
+PLAIN_LIGHTNESS_STD = 2.0
 GREY_CHROMA = 12  # Lab chroma under which a pixel is black, grey or white (by lightness)
 # Where in the picture some things are: "what colour is the sky?" reads the top third.
 REGIONS = {"sky": (0.0, 0.34), "clouds": (0.0, 0.34), "grass": (0.66, 1.0), "ground": (0.66, 1.0),
@@ -48,6 +52,18 @@ def _basic_terms(lab: np.ndarray) -> np.ndarray:
     nearest = _PROTO_NAME[np.linalg.norm(lab[..., None, :] - _LAB, axis=-1).argmin(-1)]
     achromatic = len(_CHROMATIC) + np.digitize(lab[..., 0], [30, 75])  # black < 30 <= grey < 75 <= white
     return np.where(chroma >= GREY_CHROMA, nearest, achromatic)
+
+
+def plain_colour(image: Image.Image) -> tuple[str, float] | None:
+    """(basic colour term, its pixel share) for a plain picture -- one term over PLAIN_SHARE of the
+    pixels and lightness flat within PLAIN_LIGHTNESS_STD (a blank frame, a flat test video) -- else
+    None. No object or scene can be named in such a picture, so it is named by its colour."""
+    lab = rgb2lab(np.asarray(image.convert("RGB").resize((THUMB, THUMB), Image.BILINEAR)))
+    share = np.bincount(_basic_terms(lab).ravel(), minlength=len(_NAMES)) / THUMB**2
+    best = int(share.argmax())
+    if share[best] < PLAIN_SHARE or lab[..., 0].std() > PLAIN_LIGHTNESS_STD:
+        return None
+    return _NAMES[best], float(share[best])
 
 
 def colour_names(image: Image.Image, target: str | None = None) -> list[tuple[str, float]]:

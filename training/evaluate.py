@@ -318,7 +318,7 @@ def evaluate_real_photos(model: XModalModel, calibration, bank: list[str] | None
         feat = feats[k]
         cut = best_bank_cut([r[1:] for o, r in rows.items() if o != k])
         held_out = dataclasses.replace(calibration, yes_z=yes_z.get(k, calibration.yes_z), bank_score=cut)
-        cap = caption_image(model, feat, held_out, rows[k][0], k=1)[0]
+        cap = caption_image(model, feat, held_out, rows[k][0], k=1, image=images[k])[0]
         methods[cap.method] = methods.get(cap.method, 0) + 1
         hits.append(caption_hit(cap.text, spec[k]["caption_words"]))
         for qa in spec[k]["questions"]:

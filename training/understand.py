@@ -2,11 +2,13 @@
 
 One image forward gives every solver what it needs (`image_features`): the pooled tower output, the
 image tokens (for the trained heads), the embedding (for zero-shot and the caption bank) and the
-tower's ImageNet class probabilities (for WordNet concepts, training/concepts.py). Then per image:
+ImageNet class probabilities (for WordNet concepts, training/concepts.py): the tower's classifier's,
+or for a model without one (a CLIP or SigLIP users bring) zero-shot by its own rule. Then per image:
 
     domain_of        easy-vqa / openclipart (the trained heads' domains: pooled-feature centroids and
                      cosine floors calibrated on their held-out splits) or "photo" (everything else)
-    caption_image    decoder (its domains) | bank (best bank caption above a calibrated score) |
+    caption_image    decoder (its domains) | colour (a plain picture: "a plain red picture") |
+                     bank (best bank caption above a calibrated score) |
                      concept ("a tabby, a kind of cat") -- each caption names its method
     answer_question  easy-vqa head (its domain) | kind (best concept under the asked WordNet category) |
                      colour (pixels, training/colours.py) | yes/no (zero-shot, calibrated z-score) |
@@ -25,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from training.colours import colour_names
+from training.colours import colour_names, plain_colour
 from training.concepts import Concept, category_synsets, concepts_for, wordnet
 from training.questions import Question, parse_question
 
@@ -37,6 +39,7 @@ _JUNK = re.compile(
 )
 _ANY = {None, "object", "objects", "thing", "things", "item", "items"}
 YES_NO_PROMPT = "a photo of a {}."
+CLASS_PROMPT = "a photo of a {}."  # zero-shot ImageNet classes for a model without a classifier
 KIND_TOP = 5  # a kind answer is unsure unless one of the top-5 classes is of the asked category
 
 
@@ -51,7 +54,7 @@ class ImageFeatures:
     pooled: torch.Tensor  # (W,) pooled tower output
     tokens: torch.Tensor  # (N, W) image tokens, for the caption and VQA heads
     embedding: torch.Tensor  # (D,) normalised, in the shared space
-    probs: torch.Tensor | None  # (C,) the tower's class probabilities; None without a classifier
+    probs: torch.Tensor  # (C,) class probabilities: the tower's classifier, or zero-shot ImageNet classes
 
 
 @torch.inference_mode()
@@ -68,12 +71,12 @@ def image_features(model, pixels: torch.Tensor) -> list[ImageFeatures]:
         probs = net.logits(pooled).softmax(-1)
     else:  # no separable tower (open_clip models): the embedding stands in for the pooled output
         tokens = model.image_tokens(pixels)
-        emb, probs = model.encode_image(pixels, normalize=True), None
-        pooled = emb
+        emb = F.normalize(model.encode_image(pixels, normalize=True).float(), dim=-1)
+        pooled, probs = emb, _zero_shot_classes(model, emb)
     emb = F.normalize(emb.float(), dim=-1)
     return [
         ImageFeatures(pooled[i].float().cpu(), tokens[i].cpu(), emb[i].cpu(),
-                      None if probs is None else probs[i].float().cpu())
+                      probs[i].float().cpu())
         for i in range(len(pixels))
     ]  # fmt: skip
 
@@ -115,9 +118,41 @@ class Result:
     unsure: bool = False
 
 
-def _concepts(model) -> tuple[Concept, ...] | None:
+def _classes(model) -> list[str]:
+    """The tower's own classifier's classes, or ImageNet-1k's for a model without one (a CLIP or
+    SigLIP that users bring): those it scores zero-shot, by its own rule (`_zero_shot_classes`)."""
     net = getattr(model, "image_net", None)
-    return concepts_for(net.classes) if net is not None and hasattr(net, "classes") else None
+    if net is not None and hasattr(net, "classes"):
+        return net.classes
+    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+
+    return list(IMAGENET_CLASSNAMES)
+
+
+def _concepts(model) -> tuple[Concept, ...]:
+    return concepts_for(_classes(model))
+
+
+_CLASS_PROMPTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+@torch.inference_mode()
+def _zero_shot_classes(model, emb: torch.Tensor) -> torch.Tensor:
+    """(B, D) normalised image embeddings -> (B, C) ImageNet class probabilities by the model's own
+    zero-shot rule (CLIP: softmax; SigLIP: sigmoids, renormalised to sum to one): the class
+    probabilities of a model without a classifier, so concepts, kind answers and yes/no contrast
+    work for every dual encoder. The class prompts are embedded once per model (`prepare`)."""
+    if model not in _CLASS_PROMPTS:
+        _CLASS_PROMPTS[model] = model.embed_texts([CLASS_PROMPT.format(c) for c in _classes(model)]).float()
+    labels = _CLASS_PROMPTS[model].to(emb.device)
+    probs = torch.stack([model.zero_shot_probs(e, labels).float() for e in emb])
+    return probs / probs.sum(-1, keepdim=True).clamp(min=1e-12)
+
+
+def prepare(model) -> None:
+    """One image forward now, which embeds a classifier-less model's class prompts (1,000 texts), so its
+    first caption or answer is not the slow one; the registry calls it when it warms a model."""
+    image_features(model, torch.zeros(1, 3, model.image_size, model.image_size))
 
 
 _CONTRAST: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -128,8 +163,7 @@ def _contrast(model) -> torch.Tensor:
     """(K, D) prompt embeddings of the tower's basic concept names (or a fixed noun list): the
     reference a yes/no score is measured against, so that it means the same on every image."""
     if model not in _CONTRAST:
-        concepts = _concepts(model)
-        names = sorted({c.basic for c in concepts}) if concepts else ["animal", "person", "object", "plant"]
+        names = sorted({c.basic for c in _concepts(model)})
         _CONTRAST[model] = model.embed_texts([YES_NO_PROMPT.format(n) for n in names]).float()
     return _CONTRAST[model]
 
@@ -145,8 +179,6 @@ def yes_no_scores(model, embeddings: torch.Tensor, things: list[str]) -> torch.T
 
 def _kind(model, feat: ImageFeatures, target: str | None, k: int) -> list[Result]:
     concepts = _concepts(model)
-    if concepts is None or feat.probs is None:
-        return [Result("", 0.0, "kind", unsure=True)]
     if target in _ANY:
         members = list(range(len(concepts)))
     else:
@@ -203,9 +235,11 @@ def caption_image(
     cal: Calibration,
     bank: list[tuple[str, float]] | None = None,
     k: int = 1,
+    image: Image.Image | None = None,
 ) -> list[Result]:
     """The k best captions of one image, best first. `bank`: the caption bank's nearest captions to
-    this image (text, cosine), best first, when the caller has a bank."""
+    this image (text, cosine), best first, when the caller has a bank; `image`: the picture itself, so
+    that a plain one is named by its colour ("a plain red picture") rather than a guessed object."""
     domain = cal.domain_of(feat)
     heads = getattr(model, "heads", None) or {}
     decoded: list[tuple[str, float]] = []
@@ -218,19 +252,18 @@ def caption_image(
         decoded = [(t, s) for t, s in hyps if not is_junk(t)]
     if domain in ("easy-vqa", "unknown") and decoded:
         return [Result(t, s, "decoder") for t, s in decoded[:k]]
+    plain = plain_colour(image) if image is not None else None
+    if plain is not None:
+        return [Result(f"a plain {plain[0]} picture", plain[1], "colour")]
     good_bank = [(t, s) for t, s in bank or [] if not is_junk(t)]
     if cal.bank_score is not None and good_bank and good_bank[0][1] >= cal.bank_score:
         return [Result(t, s, "bank") for t, s in good_bank[:k] if s >= cal.bank_score]
     if decoded:
         return [Result(t, s, "decoder") for t, s in decoded[:k]]
     concepts = _concepts(model)
-    if concepts is not None and feat.probs is not None:
-        top = feat.probs.topk(min(k, len(concepts)))
-        return [Result(concepts[i].caption(), float(p), "concept")
-                for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]  # fmt: skip
-    if good_bank:
-        return [Result(t, s, "bank", unsure=True) for t, s in good_bank[:k]]
-    return [Result("", 0.0, "none", unsure=True)]
+    top = feat.probs.topk(min(k, len(concepts)))
+    return [Result(concepts[i].caption(), float(p), "concept")
+            for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]  # fmt: skip
 
 
 # ---- calibration on held-out data (never on the real-photo evaluation set) ----

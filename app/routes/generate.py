@@ -146,7 +146,7 @@ async def caption(
 
         feat = await encoders.image_features(state.model, image)
         bank = await _bank(state, encoders, feat.embedding, index, max(5, k))
-        found = await _run_head(caption_image, state.model, feat, _calibration(state), bank, k)
+        found = await _run_head(caption_image, state.model, feat, _calibration(state), bank, k, image)
         captions = [{"text": c.text, "score": c.score, "method": c.method, "unsure": c.unsure} for c in found]
     return CaptionResponse(mode=mode, captions=captions)
 

@@ -106,7 +106,7 @@ def caption_solver(state: ServingState, mode: str, index: str | None) -> Solver:
 
     def solve(frames):
         out = []
-        for f in _frame_features(state, frames):
+        for frame, f in zip(frames, _frame_features(state, frames), strict=True):
             near = []
             if bank is not None and len(texts):
                 top = (bank.float() @ f.embedding).topk(min(5, len(texts)))
@@ -114,7 +114,7 @@ def caption_solver(state: ServingState, mode: str, index: str | None) -> Solver:
                     (texts[i], float(c))
                     for c, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
                 ]
-            r = caption_image(state.model, f, cal, near, 1)[0]
+            r = caption_image(state.model, f, cal, near, 1, frame)[0]
             out.append((r.text, _confidence(r), r.method))
         return out
 

@@ -80,6 +80,37 @@ def test_each_form_indexes_serves_searches_and_classifies(hub_offline, form, pho
         assert [got[x] for x in labels] == pytest.approx(probs.tolist(), abs=1e-4)
 
 
+@pytest.mark.parametrize("form", ["local-dir vit", "hf-hub siglip", "transformers clip"])
+def test_a_model_without_a_classifier_captions_and_answers_with_zero_shot_concepts(
+    hub_offline, form, photo_dir, home_dir
+):
+    """No ImageNet head of its own: the caption is the WordNet concept of its best zero-shot ImageNet
+    class by its own rule (softmax or sigmoid), and a kind question answers within the asked category."""
+    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+
+    from training.concepts import category_synsets, concepts_for
+
+    ref = hub_offline["refs"][form]
+    encode_images, encode_texts, rule = direct_model(ref)
+    image = photo_dir / "img3.png"
+    prompts = encode_texts([f"a photo of a {c}." for c in IMAGENET_CLASSNAMES])
+    probs = rule(encode_images([Image.open(image)])[0], prompts)
+    concepts = concepts_for(list(IMAGENET_CLASSNAMES))
+    animals = category_synsets("animal")
+    animal = max((c for c in concepts if c.ancestors & animals), key=lambda c: float(probs[c.index]))
+    with start(make_settings(home_dir, ref)) as c:
+        files = {"image": ("x.png", image.read_bytes())}
+        cap = c.post("/v1/caption", files=files)
+        vqa = c.post("/v1/vqa", files=files, data={"question": "what animal is this?"})
+    assert cap.status_code == 200 and vqa.status_code == 200, (cap.text, vqa.text)
+    top = cap.json()["captions"][0]
+    assert (top["text"], top["method"]) == (concepts[int(probs.argmax())].caption(), "concept")
+    assert vqa.json()["solver"] == "kind"
+    # the answer is the animal basic name with the most zero-shot mass (the best class's own is a bound)
+    assert vqa.json()["answers"][0]["answer"] in {c.basic for c in concepts if c.ancestors & animals}
+    assert vqa.json()["answers"][0]["probability"] >= float(probs[animal.index]) - 1e-4
+
+
 def test_hot_swap_between_two_references_loses_no_request(hub_offline, photo_dir, home_dir):
     a, b = "hf-hub:org/tiny-vit", "hf-hub:org/tiny-siglip"
     build_index(b, photo_dir)  # v0001 by b

@@ -303,8 +303,8 @@ def test_unknown_video_id_and_image_id_are_4xx(vclient):
 @pytest.mark.slow
 def test_real_solver_answers_red_then_blue_per_segment(vdir, tmp_path):
     """The default architecture (pretrained towers, no heads trained here) behind the video routes:
-    "what colour is it?" answers red, then blue, with the change within one segment of the true
-    boundary (4 s), and the caption timeline splits at the same place."""
+    "what colour is it?" answers red, then blue, and the captions say "a plain red picture", then "a
+    plain blue picture", each with the change within one segment of the true boundary (4 s)."""
     from training.factory import create_model, save_model
 
     model_dir = tmp_path / "models" / "lit"
@@ -320,6 +320,9 @@ def test_real_solver_answers_red_then_blue_per_segment(vdir, tmp_path):
         assert abs(segs[0]["end"] - 4.0) <= 2.0  # VideoConfig's 5 s segments: within one segment
     assert [s["text"] for s in vqa.json()["segments"]] == ["red", "blue"]
     assert {s["method"] for s in vqa.json()["segments"]} == {"colour"}
+    # the captions say so too (before, a flat red frame was "a velvet, a kind of fabric")
+    assert [s["text"] for s in cap.json()["segments"]] == ["a plain red picture", "a plain blue picture"]
+    assert {s["method"] for s in cap.json()["segments"]} == {"colour"}
 
 
 def test_default_limits_refuse_a_10000_frame_clip(bad_files):

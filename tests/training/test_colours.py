@@ -37,3 +37,20 @@ def test_saturated_screen_blue_is_blue_not_purple():
     for rgb in [(0, 0, 255), (30, 30, 220)]:
         assert colour_names(Image.new("RGB", (40, 40), rgb))[0][0] == "blue", rgb
     assert colour_names(Image.new("RGB", (40, 40), (128, 0, 128)))[0][0] == "purple"
+
+
+def test_a_plain_picture_is_told_from_a_flat_toned_photo():
+    import numpy as np
+
+    from training.colours import plain_colour
+
+    for name in ("red", "blue", "grey", "black"):
+        got = plain_colour(Image.new("RGB", (64, 48), BASIC_COLOURS[name]))
+        assert got is not None and got[0] == name and got[1] >= 0.97, name
+    # a grey texture (a gravel or moon photo is one colour term, but its lightness varies)
+    rng = np.random.default_rng(0)
+    texture = np.clip(128 + rng.normal(0, 18, (96, 96, 1)), 0, 255).astype(np.uint8).repeat(3, -1)
+    assert plain_colour(Image.fromarray(texture)) is None
+    half = Image.new("RGB", (60, 60), BASIC_COLOURS["red"])  # two colours: not plain
+    ImageDraw.Draw(half).rectangle((0, 0, 59, 29), fill=BASIC_COLOURS["blue"])
+    assert plain_colour(half) is None

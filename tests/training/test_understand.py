@@ -92,6 +92,11 @@ def test_captions_name_their_method_and_skip_junk(tiny):
     got = caption_image(model, feat, cal, bank=[(junk, 0.9), ("a red fire engine", 0.5)])[0]
     assert (got.text, got.method) == ("a red fire engine", "bank")
     assert caption_image(model, feat, cal, bank=[("a red fire engine", 0.2)])[0].method == "concept"
+    # given the picture, a plain one (the fixture is flat red) is named by its colour, not a guess
+    plain = caption_image(model, feat, cal, bank=[("a red fire engine", 0.2)], image=image)[0]
+    assert (plain.text, plain.method) == ("a plain red picture", "colour")
+    textured = Image.effect_noise((40, 40), 60).convert("RGB")
+    assert caption_image(model, feat, cal, image=textured)[0].method == "concept"
 
 
 def test_calibrate_on_held_out_corpora_writes_what_the_solvers_read(tmp_path, monkeypatch):
