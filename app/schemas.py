@@ -59,16 +59,38 @@ def _is_file(prop: dict) -> bool:
     return prop.get("format") == "binary" or "contentMediaType" in prop
 
 
-def _document_form(body: dict, schema: dict) -> None:
-    """A multipart body's own parts: keywords beside its $ref (a route's openapi_extra, e.g. "one of
-    image, video, id") move into the form's schema, since tools that follow a $ref read nothing beside
-    it; upload parts get their media types."""
-    extra = {k: v for k, v in body["schema"].items() if k != "$ref"}
-    schema.update(extra)
+def _move_beside_ref(body: dict, schema: dict) -> None:
+    """Keywords beside a form body's $ref (a route's openapi_extra, e.g. "one of image, video, id")
+    move into the form's schema: tools that follow a $ref read nothing beside it. Upload parts get
+    their media types."""
+    schema.update({k: v for k, v in body["schema"].items() if k != "$ref"})
     body["schema"] = {"$ref": body["schema"]["$ref"]}
     types = {"image": IMAGE_TYPES, "video": VIDEO_TYPES}  # the shared image input, a video upload
     if encoding := {f: {"contentType": t} for f, t in types.items() if f in schema.get("properties", {})}:
         body["encoding"] = encoding
+
+
+def _form_parts(schema: dict) -> None:
+    """A multipart form's fields as the wire has them: a part is text or a file, there or not (an
+    optional field is never null), and an empty text part of an optional field reads as absent (FastAPI
+    gives the default). A file part is `format: binary` (which tools read as 'any bytes') and not empty."""
+    required = set(schema.get("required", []))
+    for field, prop in schema.get("properties", {}).items():
+        if "anyOf" in prop:
+            options = [p for p in prop.pop("anyOf") if p.get("type") != "null"]
+            prop.update(options[0] if len(options) == 1 else {"anyOf": options})
+        if _is_file(prop):
+            prop.update(format="binary", minLength=1)
+        elif field not in required:
+            meta = ("title", "description", "default", "examples")
+            value = {k: v for k, v in prop.items() if k not in meta}
+            if value.get("type") == "string" and not value.keys() & {"enum", "minLength", "pattern"}:
+                continue  # "" is one of its values already
+            absent = {"type": "string", "maxLength": 0}
+            schema["properties"][field] = {
+                **{k: prop[k] for k in meta if k in prop},
+                "anyOf": [value, absent],
+            }
 
 
 def document_limits(openapi: dict, limits, filter_fields: dict) -> dict:
@@ -89,31 +111,27 @@ def document_limits(openapi: dict, limits, filter_fields: dict) -> dict:
     requests, forms = set(), set()  # the request bodies' schemas (responses keep theirs), and the forms
     for path in openapi.get("paths", {}).values():
         for op in path.values():
-            content = op.get("requestBody", {}).get("content", {})
-            for ctype, body in content.items():
+            for ctype, body in op.get("requestBody", {}).get("content", {}).items():
                 ref = body.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
                 requests.add(ref)
                 if ctype == "multipart/form-data" and ref in schemas:
                     forms.add(ref)
-                    _document_form(body, schemas[ref])
+                    _move_beside_ref(body, schemas[ref])
     for name in requests & set(schemas):
         schema = schemas[name]
         for field, prop in schema.get("properties", {}).items():
             if "x-limit" in prop:
                 bound = getattr(limits, prop.pop("x-limit"))
                 prop["maximum" if prop.get("type") == "integer" else "maxLength"] = bound
-            if name in forms and "anyOf" in prop:  # a part is there or not: an optional field is never null
-                options = [p for p in prop.pop("anyOf") if p.get("type") != "null"]
-                prop.update(options[0] if len(options) == 1 else {"anyOf": options})
-            if _is_file(prop):
-                prop["minLength"] = 1  # an empty upload is refused
-            elif field == "texts" and prop.get("type") != "array":  # a form's, one text per line
+            if field == "texts" and prop.get("type") != "array":  # a form's, one text per line
                 prop.update(pattern=rf"^[^{_CONTROL}]*$")
             elif field in by_name:
                 # a bound the route declares itself (Form(le=...)) stays
                 kept = ("title", "description", "default", "examples", "maximum", "maxLength")
                 keep = {k: v for k, v in prop.items() if k in kept}
                 schema["properties"][field] = {**by_name[field], **keep}
+        if name in forms:
+            _form_parts(schema)
     return openapi
 
 

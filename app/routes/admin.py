@@ -27,7 +27,15 @@ def _check_request(body: ActivateModelRequest, models_dir: Path, indexes_dir: Pa
     """A request may name a model id, a dir under <home>/models, a registry name or a hub/tag reference,
     and index names: never another path on the server's disk (403), nor an index path (422). A bare
     name that is none of those, or an index or version not published, answers 404 before any load."""
-    from training.factory import FORMS, list_models, model_dir_of, reference_paths
+    from training.factory import (
+        FORMS,
+        HF_HUB_PREFIX,
+        LOCAL_DIR_PREFIX,
+        OPENCLIP_PREFIX,
+        list_models,
+        model_dir_of,
+        reference_paths,
+    )
 
     root = models_dir.resolve()
     paths = reference_paths(body.model)
@@ -37,7 +45,7 @@ def _check_request(body: ActivateModelRequest, models_dir: Path, indexes_dir: Pa
                 403, f"model {body.model!r}: activation loads files under {models_dir} only; "
                 "import it there with `xmodal model import`",
             )  # fmt: skip
-    prefixed = body.model.partition(":")[1]  # openclip:, hf-hub:, local-dir:
+    prefixed = body.model.startswith((OPENCLIP_PREFIX, HF_HUB_PREFIX, LOCAL_DIR_PREFIX))
     if not (prefixed or paths or model_dir_of(body.model, models_dir) or body.model in list_models()):
         raise NotFoundError(
             f"model {body.model!r} not found: no model dir of that id under XMODAL_HOME/models, and not a "

@@ -262,7 +262,8 @@ OptionalVideo = Annotated[
     UploadFile | None, File(description=f"a video ({ACCEPTED}) instead of an image, as /v1/search/video")
 ]
 VideoId = Annotated[
-    str | None, Form(alias="id", description="an indexed video's id (in `index`) instead of an upload")
+    str | None,
+    Form(alias="id", description="an indexed video's id (in `index`) instead of an upload"),
 ]
 
 
