@@ -73,14 +73,15 @@ def _move_beside_ref(body: dict, schema: dict) -> None:
 def _form_parts(schema: dict) -> None:
     """A multipart form's fields as the wire has them: a part is text or a file, there or not (an
     optional field is never null), and an empty text part of an optional field reads as absent (FastAPI
-    gives the default). A file part is `format: binary` (which tools read as 'any bytes') and not empty."""
+    gives the default). A file part is `format: binary`, the file itself (its media type in `encoding`:
+    what the bytes must be is for the route to check, 415/422, not for a schema)."""
     required = set(schema.get("required", []))
     for field, prop in schema.get("properties", {}).items():
         if "anyOf" in prop:
             options = [p for p in prop.pop("anyOf") if p.get("type") != "null"]
             prop.update(options[0] if len(options) == 1 else {"anyOf": options})
         if _is_file(prop):
-            prop.update(format="binary", minLength=1)
+            prop["format"] = "binary"
         elif field not in required:
             meta = ("title", "description", "default", "examples")
             value = {k: v for k, v in prop.items() if k not in meta}

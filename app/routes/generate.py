@@ -42,8 +42,15 @@ from app.schemas import (
 router = APIRouter(prefix="/v1", tags=["generate"])
 
 # /v1/caption and /v1/vqa take one input: an `image`, a `video`, or the `id` of an indexed video. FastAPI's
-# form schema lists the three as optional fields; this adds that one of them must be there, not empty.
-ONE_OF = {"anyOf": [{"required": [f], "properties": {f: {"minLength": 1}}} for f in ("image", "video", "id")]}
+# form schema lists the three as optional fields; this adds that one of them must be there (an empty id
+# reads as none).
+ONE_OF = {
+    "anyOf": [
+        {"required": ["image"]},
+        {"required": ["video"]},
+        {"required": ["id"], "properties": {"id": {"minLength": 1}}},
+    ]
+}
 ONE_INPUT = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": ONE_OF}}}}
 
 
