@@ -12,9 +12,14 @@ run about what the schema does say, each as narrow as the gap:
 - ST202 (valid data rejected) is dropped only when some file part held bytes that are no real file
   of its kind: no readable image in an `image` part, not the MP4 above in a `video` part
   (`filter_failure`); with real files, every rejection still counts;
-- schemathesis's coverage phase builds one "valid" form per operation with custom media types,
-  filling every other required field with "" whatever its schema says (minLength, pattern); such a
-  field gets its documented example instead (`_form_with_examples`).
+Two patches for schemathesis 4.x bugs on multipart forms:
+- its coverage phase builds one "valid" form per operation with custom media types, filling every
+  other required field with "" whatever its schema says (minLength, pattern); such a field gets its
+  documented example instead (`_form_with_examples`);
+- its test of whether a "negative" form is in fact valid as sent (text parts read as the server
+  reads them; `_form_body_is_valid_as_sent`) hands the file parts' bytes to jsonschema_rs, which
+  raises on them, so every such form counts as invalid and a valid one accepted becomes an ST201;
+  the test gets each file part as a text of the same length instead (`_files_as_text`).
 """
 
 import io
@@ -23,6 +28,7 @@ import numpy as np
 import schemathesis
 from hypothesis import strategies as st
 from PIL import Image
+from schemathesis.specs.openapi import checks
 from schemathesis.specs.openapi.coverage import _operation as coverage
 
 IMAGE_FORMATS = {
@@ -77,6 +83,26 @@ def _form_with_examples(body):
 
 coverage._generate_multipart_body_from_custom_strategies = _form_with_examples
 
+_valid_as_sent = checks._form_body_is_valid_as_sent
+
+
+def _files_as_text(response, case, media_type):
+    body = case.body
+    if not isinstance(body, dict):
+        return _valid_as_sent(response, case, media_type)
+    case.body = {k: "x" * len(getattr(v, "data", v)) if _is_file_value(v) else v for k, v in body.items()}
+    try:
+        return _valid_as_sent(response, case, media_type)
+    finally:
+        case.body = body
+
+
+def _is_file_value(value) -> bool:
+    return isinstance(value, bytes) or hasattr(value, "data")  # bytes, or schemathesis's Binary
+
+
+checks._form_body_is_valid_as_sent = _files_as_text
+
 
 def _is_real_file(field: str, data: bytes) -> bool:
     """A readable image (any Pillow opens, schemathesis's samples too) in an image part, this MP4 in
@@ -94,7 +120,7 @@ def _is_real_file(field: str, data: bytes) -> bool:
 def _sent_other_bytes(case) -> bool:
     """Whether a file part of the case held bytes that are not a real file of its kind."""
     parts = case.body.items() if isinstance(case.body, dict) else ()
-    files = {k: getattr(v, "data", v) for k, v in parts if isinstance(v, bytes) or hasattr(v, "data")}
+    files = {k: getattr(v, "data", v) for k, v in parts if _is_file_value(v)}
     return any(not _is_real_file(k, data) for k, data in files.items())
 
 
