@@ -1,7 +1,6 @@
 """Search: text -> media, image -> media, image -> captions."""
 
 import asyncio
-import re
 import time
 from pathlib import PurePath
 from typing import Annotated, Literal
@@ -127,12 +126,27 @@ async def rank_texts(
     return [(texts[i], float(s)) for s, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
 
 
-def split_texts(raw: str | None, settings: Settings, field: str, commas: bool = False) -> list[str]:
-    """Non-empty lines (and comma-separated parts if `commas`), each within the text limit."""
-    parts = [p.strip() for p in re.split(r"[\n,]" if commas else r"\n", raw or "") if p.strip()]
+def split_texts(raw: str | None, settings: Settings, field: str) -> list[str]:
+    """Non-empty lines, each within the text limit, at most XMODAL_LIMITS__MAX_TEXTS of them."""
+    parts = [p.strip() for p in (raw or "").split("\n") if p.strip()]
     if len(parts) > settings.limits.max_texts:
         raise BadInputError(f"{field}: {len(parts)} entries is over the limit of {settings.limits.max_texts}")
     return [check_text(p, settings, field) for p in parts]
+
+
+# Form fields of the image- and clip-to-text routes
+CaptionsK = Annotated[int, Form(description="how many captions (at most XMODAL_LIMITS__MAX_K)")]
+TextsForm = Annotated[str | None, Form(description="candidates, one per line; default: the captions")]
+
+
+def candidate_texts(texts: str | None, index: str | None, k: int, state: ServingState, settings) -> list[str]:
+    """An image- or clip-to-text request's candidates, checked before any decoding: the `texts` lines, or
+    none when the index's captions are to be ranked (an unknown index is a 404 here)."""
+    check_k(k, settings)
+    candidates = split_texts(texts, settings, "texts")
+    if not candidates:
+        state.index(index)
+    return candidates
 
 
 @router.post("/search/image-to-text", response_model=CaptionsResponse)
@@ -141,15 +155,12 @@ async def image_to_text(
     state: ServingDep,
     encoders: EncodersDep,
     settings: SettingsDep,
-    k: Annotated[int, Form(description="how many captions (at most XMODAL_LIMITS__MAX_K)")] = 5,
-    texts: Annotated[str | None, Form(description="candidates, one per line; default: the captions")] = None,
+    k: CaptionsK = 5,
+    texts: TextsForm = None,
     index: IndexForm = None,
 ) -> CaptionsResponse:
     """Captions that best describe an image: from `texts` (one per line) or the index's captions."""
-    check_k(k, settings)
-    candidates = split_texts(texts, settings, "texts")
-    if not candidates:
-        state.index(index or None)
+    candidates = candidate_texts(texts, index or None, k, state, settings)
     vec = await encoders.encode_image(state.model, image)
     ranked = await rank_texts(state, encoders, vec, candidates, index or None, k)
     return CaptionsResponse(captions=[{"text": t, "score": s} for t, s in ranked])

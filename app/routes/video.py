@@ -31,7 +31,7 @@ from app.deps import EncodersDep, ServingDep, SettingsDep, caption_method, check
 from app.limits import video_body
 from app.media import BadInputError
 from app.registry import NotFoundError, ServingState
-from app.routes.search import IndexForm, rank_texts, search_vector, split_texts
+from app.routes.search import CaptionsK, IndexForm, TextsForm, candidate_texts, rank_texts, search_vector
 from app.schemas import Answer, CaptionsResponse, ScoredText, SearchResponse
 from app.segments import Solver, VideoAnswer, solve_video
 from index.video import VideoConfig
@@ -403,15 +403,12 @@ async def video_to_text(
     state: ServingDep,
     encoders: EncodersDep,
     settings: SettingsDep,
-    k: Annotated[int, Form(description="how many captions (at most XMODAL_LIMITS__MAX_K)")] = 5,
-    texts: Annotated[str | None, Form(description="candidates, one per line; default: the captions")] = None,
+    k: CaptionsK = 5,
+    texts: TextsForm = None,
     index: IndexForm = None,
 ) -> CaptionsResponse:
     """Captions that best describe an uploaded clip: from `texts` (one per line) or the index's captions."""
-    check_k(k, settings)
-    candidates = split_texts(texts, settings, "texts")
-    if not candidates:
-        state.index(index or None)  # unknown caption bank: 404 before decoding
+    candidates = candidate_texts(texts, index or None, k, state, settings)  # before decoding
     vec = await _clip_vector(video, index or None, state, settings)
     ranked = await rank_texts(state, encoders, vec, candidates, index or None, k)
     return CaptionsResponse(captions=[{"text": t, "score": s} for t, s in ranked])
