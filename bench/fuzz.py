@@ -14,12 +14,14 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.report import write_section  # noqa: E402
 from bench.serve import ADMIN, free_port, make_setup, start_server, wait_ready  # noqa: E402
 
 
@@ -28,9 +30,17 @@ def failures(summary: str) -> Counter:
     return Counter({m[1]: int(m[2]) for m in re.finditer(r"❌ (ST\d+ [^:\n]+): (\d+)", summary)})
 
 
-def run(base: str, max_time: int, max_examples: int, workdir: Path, admin: str = ADMIN, seed=0) -> Counter:
+def cases(summary: str) -> int:
+    """How many test cases schemathesis generated ("9358 generated, ..." in its summary)."""
+    found = re.search(r"(\d+) generated", summary)
+    return int(found[1]) if found else 0
+
+
+def run(
+    base: str, max_time: int, max_examples: int, workdir: Path, admin: str = ADMIN, seed=0
+) -> tuple[Counter, int]:
     """Runs schemathesis against a started service (its cache goes under `workdir`; `admin` is the
-    service's admin token); failures by check."""
+    service's admin token); failures by check, and the number of cases."""
     cmd = [
         str(Path(sys.executable).with_name("schemathesis")), "run", f"{base}/openapi.json",
         "--checks", "all", "--header", f"Authorization: Bearer {admin}",
@@ -43,7 +53,7 @@ def run(base: str, max_time: int, max_examples: int, workdir: Path, admin: str =
     print(proc.stdout, proc.stderr[-2000:], sep="\n", flush=True)
     if "SUMMARY" not in proc.stdout:
         raise SystemExit(f"schemathesis did not finish (exit {proc.returncode})")
-    return failures(proc.stdout)
+    return failures(proc.stdout), cases(proc.stdout)
 
 
 def main_counts(argv: list[str] | None = None) -> Counter:
@@ -52,6 +62,7 @@ def main_counts(argv: list[str] | None = None) -> Counter:
     p.add_argument("--max-time", type=int, default=600, help="seconds for the whole schemathesis run")
     p.add_argument("-n", "--max-examples", type=int, default=200, help="cases per operation and phase")
     p.add_argument("--model", default="tiny-clip", help="registry name or saved model dir")
+    p.add_argument("--write", action="store_true", help="write the result into BENCHMARKS.md")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="xmodal-fuzz-") as tmp:
         home = Path(tmp)
@@ -61,13 +72,23 @@ def main_counts(argv: list[str] | None = None) -> Counter:
         proc = start_server(model_dir, home, batching=True, threads=1, port=port)
         try:
             wait_ready(base, proc)
-            found = run(base, args.max_time, args.max_examples, home)
+            found, n = run(base, args.max_time, args.max_examples, home)
         finally:
             proc.terminate()
             proc.wait(30)
     for check, n in sorted(found.items()):
         print(f"FAILED {check}: {n}")
-    print(f"schemathesis: {sum(found.values())} failures")
+    print(f"schemathesis: {sum(found.values())} failures in {n} cases")
+    if args.write:
+        listed = "".join(f"\n- {check}: {count}" for check, count in sorted(found.items()))
+        text = (
+            "## Service: schemathesis, every check (bench/fuzz.py)\n\n"
+            f"Model `{args.model}`, admin routes with the token, {args.max_time} s, at most "
+            f"{args.max_examples} cases per operation and phase, hooks of bench/fuzz_hooks.py; "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, a host shared with other jobs.\n\n"
+            f"**{sum(found.values())} failures in {n} cases**{':' if found else '.'}{listed}\n"
+        )
+        write_section(ROOT / "BENCHMARKS.md", "fuzz", text)
     return found
 
 
