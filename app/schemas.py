@@ -1,11 +1,10 @@
 """Request and response bodies of the /v1 API (the contract the web page codes against)."""
 
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 CaptionMode = Literal["auto", "generate", "retrieve"]  # auto: the method that knows the image's domain
-CAPTION_MODES: tuple[str, ...] = get_args(CaptionMode)
 
 Media = Literal["image", "video"]
 
