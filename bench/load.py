@@ -55,9 +55,7 @@ def multipart(image: bytes, **fields: str) -> tuple[bytes, str]:
     ]
     parts.append(
         f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="x.jpg"\r\n'
-        "Content-Type: image/jpeg\r\n\r\n".encode()
-        + image
-        + b"\r\n"
+        "Content-Type: image/jpeg\r\n\r\n".encode() + image + b"\r\n"
     )
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
