@@ -7,15 +7,43 @@ XMODAL_ADMIN_TOKEN=...                    XMODAL_LIMITS__MAX_K=100
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from training.home import xmodal_home
 
 
+class DeviceBatchSizes(BaseModel):
+    """Items per forward pass on each kind of device: a GPU keeps gaining up to hundreds, a CPU core
+    little past a few dozen. One number (XMODAL_BATCH__MAX_BATCH_SIZE=16) sets both kinds."""
+
+    cpu: int
+    cuda: int
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_for_both(cls, v):
+        return {"cpu": v, "cuda": v} if isinstance(v, int | str) else v
+
+    def for_device(self, device) -> int:
+        """The batch size for a torch.device: the one place serve and index pick it."""
+        return self.cuda if device.type == "cuda" else self.cpu
+
+
+class ServeBatchSizes(DeviceBatchSizes):
+    cpu: int = Field(32, ge=1)
+    cuda: int = Field(128, ge=1)
+
+
+class IndexBatchSizes(DeviceBatchSizes):
+    cpu: int = Field(64, ge=1)
+    cuda: int = Field(256, ge=1)
+
+
 class BatchSettings(BaseModel):
     enabled: bool = True  # False: every request runs its own forward pass (batch size 1)
-    max_batch_size: int = Field(32, ge=1)
+    # XMODAL_BATCH__MAX_BATCH_SIZE__CPU / __CUDA, by the device the model serves on (XMODAL_DEVICE)
+    max_batch_size: ServeBatchSizes = ServeBatchSizes()
     max_wait_ms: float = Field(5.0, ge=0)  # how long the first request of a batch waits for company
     max_queue: int = Field(1024, ge=1)  # requests waiting beyond this answer 503 with Retry-After
     timeout_s: float = Field(30.0, gt=0)  # a request waiting longer answers 504
@@ -75,6 +103,9 @@ class Settings(BaseSettings):
     device: str = "auto"  # auto (CUDA when available), cpu, cuda or cuda:N (index and eval: --device)
     # inference dtype on CUDA: auto (bf16, fp16 without bf16 support) or forced fp32/bf16/fp16; CPU: fp32
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    # items per forward pass of `xmodal index build/add` by device kind (XMODAL_INDEX_BATCH_SIZE__CUDA=512);
+    # their --batch-size overrides it
+    index_batch_size: IndexBatchSizes = IndexBatchSizes()
     # torch and FAISS (OpenMP) threads for inference; None keeps their default (all cores). 1 is often
     # faster on a busy shared host, where OpenMP threads wait on each other
     torch_threads: int | None = Field(None, ge=1)

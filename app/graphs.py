@@ -8,7 +8,8 @@ against 87 ms traced (quiet: 105 and 82 ms); one text 107 ms against 15 ms.
 
 `text_encoder(model)` traces once per model object (the registry does it while warming a model up),
 checks the graph against the eager model on a differently shaped, padded batch, and falls back to
-the eager model, with a warning in the log, when the two disagree or tracing fails.
+the eager model, with a warning in the log, when the two disagree or tracing fails. Tokens are cut
+to `model.text_prefix` first: a ViT-B-32 batch of 32 queries runs ~9 positions instead of 77.
 """
 
 import logging
@@ -42,13 +43,15 @@ class _EncodeText(nn.Module):
 def _trace(model) -> tuple[torch.jit.ScriptModule, list[str]]:
     """The frozen graph and the token keys it takes, in order; raises when it does not match eager."""
     device = model.device
-    example = {k: v.to(device) for k, v in model.tokenize(_EXAMPLE).items()}
+    example = model.text_prefix({k: v.to(device) for k, v in model.tokenize(_EXAMPLE).items()})
     keys = list(example)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # deprecation and shape-constant notices; the check below decides
         graph = torch.jit.freeze(torch.jit.trace(_EncodeText(model, keys).eval(), tuple(example.values())))
+        # a longer batch than the example, cut as served, against the eager model on the uncut tokens
         check = {k: v.to(device) for k, v in model.tokenize(_CHECK).items()}
-        diff = (graph(*check.values()) - model.encode_text(check, normalize=True)).abs().max().item()
+        served = graph(*model.text_prefix(check).values())
+        diff = (served - model.encode_text(check, normalize=True)).abs().max().item()
     if diff > 1e-4:
         raise ValueError(f"traced text encoder differs from the model by {diff:.2g}")
     return graph, keys
@@ -64,6 +67,11 @@ def text_encoder(model) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
             _GRAPHS[model] = None
     traced = _GRAPHS[model]
     if traced is None:
-        return lambda tokens: model.encode_text(tokens, normalize=True)
+        return lambda tokens: model.encode_text(model.text_prefix(tokens), normalize=True)
     graph, keys = traced
-    return lambda tokens: graph(*(tokens[k] for k in keys))
+
+    def encode(tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        cut = model.text_prefix(tokens)  # the positions the pooled vector depends on (training/model.py)
+        return graph(*(cut[k] for k in keys))
+
+    return encode

@@ -93,10 +93,10 @@ TEXT_SEARCH = Pipeline(
 
 class Encoders:
     """One micro-batcher per model function (and one for index search); `enabled=False` means
-    batches of one."""
+    batches of one. Batches hold up to the batch size for `device`, the one models serve on."""
 
-    def __init__(self, cfg: BatchSettings):
-        size = cfg.max_batch_size if cfg.enabled else 1
+    def __init__(self, cfg: BatchSettings, device: torch.device = torch.device("cpu")):
+        size = cfg.max_batch_size.for_device(device) if cfg.enabled else 1
         wait = cfg.max_wait_ms if cfg.enabled else 0.0
         opts = dict(max_batch_size=size, max_wait_ms=wait, max_queue=cfg.max_queue, timeout_s=cfg.timeout_s)
         self.text = MicroBatcher(TEXT, **opts)

@@ -31,6 +31,7 @@ from app.registry import IncompatibleIndexError, NotFoundError, NotReadyError, R
 from app.routes import admin, catalog, compat, generate, media, search, video
 from app.schemas import ERROR_RESPONSES, document_limits
 from index.store import filter_json_schema
+from training.devices import pick_device
 from training.errors import XModalError
 from training.heads.inference import MissingHeadError
 
@@ -143,7 +144,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             faiss.omp_set_num_threads(settings.torch_threads)
         if registry.state is None:
             await asyncio.to_thread(registry.load_initial)
-        app.state.encoders = Encoders(settings.batch)
+        app.state.encoders = Encoders(settings.batch, pick_device(settings.device))  # the registry's device
         app.state.decoder = ImageDecoder(settings.limits)
         watcher = asyncio.create_task(registry.watch()) if settings.watch else None
         try:

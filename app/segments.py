@@ -2,7 +2,7 @@
 per segment, repeated adjacent segments merge, and segments vote (by duration) for the whole video.
 
     solve_video(sample.segments, solver) -> VideoAnswer
-        segments  [(start_s, end_s, [PIL frames]), ...] as index.video.sample_video gives them
+        segments  [(start_s, end_s, [PIL frames]), ...] as training.video.sample_video gives them
         solver    frames -> [(text, confidence in [0, 1], method)], one per frame, in order
 
 The solver is injected so that any image captioner or question answerer serves video unchanged.

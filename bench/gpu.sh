@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
+if ! command -v "$PY" >/dev/null; then
+  echo "bench/gpu.sh: no Python at $PY (run make setup, or set PYTHON=/path/to/venv/bin/python)" >&2
+  exit 2
+fi
 if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
   echo "bench/gpu.sh needs a CUDA GPU (torch.cuda.is_available() is False here); nothing run."
   exit 0

@@ -71,11 +71,11 @@ def throughput(mode: str, steps: int, batch: int) -> float:
 @torch.no_grad()
 def text_to_video(model) -> dict:
     """Text->video recall over the videos corpus, each video's first caption as its query; a video is the
-    mean of 8 frames (index/video.py, as `xmodal index` embeds it)."""
-    from index.video import VideoConfig, sample_video
+    mean of 8 frames (training/video.py, as `xmodal index` embeds it)."""
     from training.data.corpora import corpus_manifest
     from training.data.manifest import load_manifest, media_path
     from training.evaluate import retrieval_recall
+    from training.video import VideoConfig, sample_video
 
     manifest = corpus_manifest("videos")
     items = [it for it in load_manifest(manifest) if it.media == "video" and it.captions]

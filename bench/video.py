@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.report import write_section  # noqa: E402
 from index.embed import decode_video, embed_video  # noqa: E402
-from index.video import VideoConfig  # noqa: E402
 from training.home import corpora_dir  # noqa: E402
+from training.video import VideoConfig  # noqa: E402
 
 # Written after looking at sampled frames of each video; none repeats its caption's wording.
 C, CD, M, MG = "videos/carphone", "videos/carphone-distorted", "videos/megamind", "videos/megamind-glitchy"
@@ -86,7 +86,12 @@ def load(ref: str):
     from training.factory import create_model, list_models, load_model
 
     if (Path(ref) / "config.json").is_file():
-        return load_model(ref), Path(ref).name
+        from training.factory import read_card
+
+        card = read_card(ref)
+        corpora = ", ".join((card.get("data") or {}).get("corpora", [])) or "?"
+        trained = f"{card.get('model', '?')} trained on {corpora}"
+        return load_model(ref), f"{Path(ref).name} ({trained}, {card.get('steps', '?')} steps)"
     if ref in list_models():
         return create_model(ref).eval(), f"{ref} (untrained: pretrained towers + bridge)"
     raise SystemExit(f"--model {ref}: not a model dir or a registry name ({', '.join(list_models())})")

@@ -43,7 +43,13 @@ Shards = Annotated[str | None, typer.Option("--shards", help="Webdataset tars, e
 Factory = Annotated[
     str, typer.Option("--factory", help='"auto", or a FAISS factory string: "Flat", "HNSW32", ...')
 ]
-BatchSize = Annotated[int, typer.Option("--batch-size", min=1, max=4096, help="Items per forward pass.")]
+BatchSize = Annotated[
+    int | None,
+    typer.Option(
+        "--batch-size", min=1, max=4096,
+        help="Items per forward pass [default: XMODAL_INDEX_BATCH_SIZE__CPU/__CUDA, 64/256, by device].",
+    ),
+]  # fmt: skip
 Workers = Annotated[int, typer.Option("--workers", min=0, max=64, help="Decode processes (0: inline).")]
 SegmentSeconds = Annotated[
     float, typer.Option("--segment-seconds", min=0.1, help="Video segment length: one vector per segment.")
@@ -70,6 +76,20 @@ def _model(ref: str, device: str):
             f"--model {ref}: a registry name has fresh random weights; name a saved or pretrained model"
         )
     return model
+
+
+def _batch_size(given: int | None, device) -> int:
+    """--batch-size, else XMODAL_INDEX_BATCH_SIZE's size for the model's device (app/config.py)."""
+    if given is not None:
+        return given
+    from pydantic import ValidationError
+
+    from app.config import Settings
+
+    try:
+        return Settings().index_batch_size.for_device(device)
+    except ValidationError as e:
+        raise XModalError(f"bad XMODAL_* setting: {e}") from None
 
 
 def _job(name: str, model, sources: dict, cfg, progress: bool, base=None) -> dict | None:
@@ -113,7 +133,7 @@ def build(
     dir: Dir = None,
     shards: Shards = None,
     factory: Factory = "auto",
-    batch_size: BatchSize = 64,
+    batch_size: BatchSize = None,
     workers: Workers = min(4, os.cpu_count() or 1),
     segment_seconds: SegmentSeconds = 5.0,
     frames_per_segment: FramesPerSegment = 4,
@@ -124,12 +144,13 @@ def build(
 ) -> None:
     """Embed a corpus and publish a new index version (resumes an interrupted run of the same job)."""
     from index.runner import JobConfig
-    from index.video import VideoConfig
+    from training.video import VideoConfig
 
     video = VideoConfig(segment_seconds, frames_per_segment, video_frames, max_seconds=max_video_seconds)
-    cfg = JobConfig(batch_size, workers, factory=factory, video=video)
+    m = _model(model, device)
+    cfg = JobConfig(_batch_size(batch_size, m.device), workers, factory=factory, video=video)
     sources = {"manifest": manifest, "corpus": corpus, "directory": dir, "shards": shards}
-    _job(name, _model(model, device), sources, cfg, progress)
+    _job(name, m, sources, cfg, progress)
 
 
 @cli.command()
@@ -140,20 +161,23 @@ def add(
     manifest: Manifest = None,
     dir: Dir = None,
     shards: Shards = None,
-    batch_size: BatchSize = 64,
+    batch_size: BatchSize = None,
     workers: Workers = min(4, os.cpu_count() or 1),
     progress: Progress = True,
     device: Device = "auto",
 ) -> None:
     """Embed only the new items and publish a version with old + new (existing vectors reused)."""
     from index.runner import JobConfig, load_base
-    from index.video import VideoConfig
+    from training.video import VideoConfig
 
     base = load_base(name)
-    cfg = JobConfig(batch_size, workers, factory=base.manifest.get("factory_requested", "auto"))
+    m = _model(model, device)
+    cfg = JobConfig(
+        _batch_size(batch_size, m.device), workers, factory=base.manifest.get("factory_requested", "auto")
+    )
     cfg.video = VideoConfig(**base.manifest["video"]) if "video" in base.manifest else cfg.video
     sources = {"manifest": manifest, "corpus": corpus, "directory": dir, "shards": shards}
-    _job(name, _model(model, device), sources, cfg, progress, base)
+    _job(name, m, sources, cfg, progress, base)
 
 
 def _parse_where(pairs: list[str]) -> dict:

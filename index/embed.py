@@ -14,7 +14,7 @@ from PIL import Image
 
 from index.readers import Record
 from index.store import Row
-from index.video import VideoConfig, sample_video
+from training.video import VideoConfig, sample_video
 
 
 @dataclass

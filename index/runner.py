@@ -33,10 +33,10 @@ from index.embed import ChunkDataset, collate_chunk, embed_chunk
 from index.publish import current_version, indexes_root, write_version, writer_lock
 from index.readers import Record
 from index.store import MetaStore, Row
-from index.video import VideoConfig
 from training.atomic import write_atomic
 from training.distributed import init_distributed
 from training.errors import XModalError
+from training.video import VideoConfig
 
 
 @dataclass

@@ -345,31 +345,13 @@ def evaluate_real_photos(model: XModalModel, calibration, bank: list[str] | None
     }
 
 
-def _video_frames(model: XModalModel, path, n: int = 8) -> torch.Tensor:
-    """(n, 3, H, W) frames spread evenly over a video by seeking, preprocessed (PyAV; the index's
-    sampler lives in index/video.py, which training may not import)."""
-    import av
-
-    frames = []
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        duration = float(stream.duration * stream.time_base) if stream.duration else container.duration / 1e6
-        for t in torch.linspace(0, duration * 0.95, n).tolist():
-            container.seek(int(t / stream.time_base), stream=stream)
-            frame = next(container.decode(stream), None)
-            if frame is not None:
-                frames.append(frame.to_image())
-    if not frames:
-        raise XModalError(f"{path}: no video frames decoded")
-    return torch.stack([model.preprocess(f) for f in frames])
-
-
 @torch.no_grad()
 def evaluate_videos(model: XModalModel) -> dict:
     """Text->video R@1 (and R@5) with the real-photo set's hand-written video queries (not the captions)
-    over every video of the videos corpus."""
+    over every video of the videos corpus, each by its whole-video vector (training/video.py)."""
     from training.data.corpora import corpus_manifest
     from training.data.manifest import load_manifest, media_path
+    from training.video import VideoConfig, sample_video
 
     manifest = corpus_manifest("videos")
     videos = [it for it in load_manifest(manifest) if it.media == "video"]
@@ -377,8 +359,10 @@ def evaluate_videos(model: XModalModel) -> dict:
         raise XModalError("corpus 'videos' has no videos to evaluate on")
     ids = [it.id for it in videos]
     model.eval()
-    frames = [_video_frames(model, media_path(manifest, it))[None].to(model.device) for it in videos]
-    vid = torch.cat([model.encode_video(f, normalize=True) for f in frames]).float().cpu()  # (V, D)
+    cfg = VideoConfig()  # the whole-video vector exactly as the index job samples it
+    frames = [sample_video(media_path(manifest, it), cfg).frames for it in videos]
+    pixels = [torch.stack([model.preprocess(f.convert("RGB")) for f in fs])[None] for fs in frames]
+    vid = torch.cat([model.encode_video(p.to(model.device), normalize=True) for p in pixels]).float().cpu()
     queries = [q for q in real_photo_set()["videos"] if set(q["relevant"]) & set(ids)]
     relevant = torch.tensor([[i in q["relevant"] for i in ids] for q in queries])
     recall = retrieval_recall(vid, embed_texts(model, [q["query"] for q in queries]), relevant, ks=(1, 5))

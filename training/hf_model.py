@@ -89,6 +89,15 @@ class HFDualEncoder(XModalModel):
         )  # fmt: skip
         return {k: out[k] for k in ("input_ids", "attention_mask") if k in out}
 
+    def text_prefix(self, tokens: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """CLIP: up to the batch's longest real text (transformers' CLIP text tower is always causal and
+        pools at the end token, so later positions never reach it). SigLIP reads every position: uncut."""
+        mask = tokens.get("attention_mask")
+        if self.hf.config.model_type != "clip" or mask is None:
+            return tokens
+        n = int(mask.sum(-1).max())
+        return {k: v[:, :n] for k, v in tokens.items()}
+
     def encode_image(self, images: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         x = self.hf.get_image_features(pixel_values=images).pooler_output  # projected (B, D)
         return torch.nn.functional.normalize(x, dim=-1) if normalize else x

@@ -4,6 +4,7 @@
     model.tokenize(["a cow", ...])         -> dict of (B, L) tensors
     model.encode_image(images, normalize)  -> (B, D)     images: (B, 3, H, W)
     model.encode_text(tokens, normalize)   -> (B, D)
+    model.text_prefix(tokens)              -> the same tokens cut to the positions encode_text reads
     model.encode_video(frames, normalize)  -> (B, D)     frames: (B, T, 3, H, W)
     model.logit_scale                      -> learnable log temperature (CLIP's)
 
@@ -70,6 +71,11 @@ class XModalModel(nn.Module):
 
     def image_tokens(self, images: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def text_prefix(self, tokens: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """`tokens` cut to the shortest prefix that gives the same encode_text (a hot-path saving for
+        towers that pad to a fixed length); by default unchanged."""
+        return tokens
 
     def text_tokens(self, tokens: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -146,7 +152,7 @@ class XModalModel(nn.Module):
         """Convenience: strings -> (B, D) normalised, on CPU."""
         from training.devices import inference_autocast, to_device
 
-        tokens = {k: to_device(v, self.device) for k, v in self.tokenize(texts).items()}
+        tokens = {k: to_device(v, self.device) for k, v in self.text_prefix(self.tokenize(texts)).items()}
         with inference_autocast(self):
             return self.encode_text(tokens, normalize=True).float().cpu()
 
@@ -188,7 +194,45 @@ class OpenClipModel(XModalModel):
         return self.clip.encode_image(images, normalize=normalize)
 
     def encode_text(self, tokens: dict[str, torch.Tensor], normalize: bool = False) -> torch.Tensor:
-        return self.clip.encode_text(tokens["input_ids"], normalize=normalize)
+        """(B, L) token ids -> (B, D); L may be shorter than the context where `text_prefix` cuts."""
+        ids = tokens["input_ids"]
+        if not self._causal_argmax_text:
+            return self.clip.encode_text(ids, normalize=normalize)
+        from open_clip.transformer import text_global_pool
+
+        # open_clip's CLIP.encode_text with the positional embedding and causal mask cut to L positions
+        clip, n = self.clip, ids.shape[1]
+        cast_dtype = clip.transformer.get_cast_dtype()
+        x = clip.token_embedding(ids).to(cast_dtype) + clip.positional_embedding[:n].to(cast_dtype)
+        x = clip.ln_final(clip.transformer(x, attn_mask=clip.attn_mask[:n, :n]))  # (B, L, W)
+        x = text_global_pool(x, ids, "argmax")  # (B, W) at each text's end token
+        proj = clip.text_projection  # nn.Linear, a (W, D) parameter or None, as CLIP.encode_text reads it
+        if proj is not None:
+            x = proj(x) if isinstance(proj, nn.Linear) else x @ proj
+        return F.normalize(x, dim=-1) if normalize else x
+
+    def text_prefix(self, tokens: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Up to the batch's last end token (open_clip pads every text to 77 positions; a query is ~10):
+        under a causal mask no later position reaches the pooled one, so the vectors are the same."""
+        if not self._causal_argmax_text:
+            return tokens
+        ids = tokens["input_ids"]
+        return {"input_ids": ids[:, : int(ids.argmax(-1).max()) + 1]}
+
+    @functools.cached_property
+    def _causal_argmax_text(self) -> bool:
+        """True for open_clip's CLIP text tower with a causal mask, pooled at the end token (argmax of
+        the ids): the towers a prefix gives exactly the same vectors for. Not SigLIP's (no mask, last
+        token), CoCa's (a cls token appended after the padding) nor an HF tower (CustomTextCLIP)."""
+        from open_clip import CLIP
+
+        clip = self.clip
+        if not isinstance(clip, CLIP) or type(clip).encode_text is not CLIP.encode_text:
+            return False
+        mask = clip.attn_mask  # (ctx, ctx) additive: -inf above the diagonal when causal, else None
+        if mask is None or clip.text_pool_type != "argmax":
+            return False
+        return torch.equal(torch.isinf(mask), torch.ones_like(mask, dtype=torch.bool).triu(1))
 
     def _intermediates(self, **inputs) -> dict:
         try:

@@ -34,8 +34,8 @@ from app.registry import NotFoundError, ServingState
 from app.routes.search import CaptionsK, IndexForm, TextsForm, candidate_texts, rank_texts, search_vector
 from app.schemas import Answer, CaptionsResponse, ScoredText, SearchResponse
 from app.segments import Solver, VideoAnswer, solve_video
-from index.video import VideoConfig
 from training.errors import XModalError
+from training.video import VideoConfig
 
 router = APIRouter(prefix="/v1", tags=["video"])
 
@@ -237,10 +237,10 @@ def video_config(state: ServingState, index: str | None) -> VideoConfig:
 
 
 def _sample(path: Path, cfg: VideoConfig, limits: VideoLimitSettings | None):
-    """index.video.sample_video after probe_video (uploads only); decode failures become 422."""
+    """training.video.sample_video after probe_video (uploads only); decode failures become 422."""
     import av
 
-    from index.video import sample_video
+    from training.video import sample_video
 
     if limits is not None:
         probe_video(path, limits)

@@ -39,6 +39,9 @@ class _ShapeBranch(nn.Module):
     def tokenize(self, texts):
         return {"input_ids": torch.tensor([[len(t) % 7 + 1.0] * 4 for t in texts])}
 
+    def text_prefix(self, tokens):
+        return tokens
+
     def encode_text(self, tokens, normalize=False):
         x = self.proj(tokens["input_ids"])
         x = -x if x.shape[0] > 2 else x

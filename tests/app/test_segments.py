@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from app.segments import SegmentAnswer, merge_repeats, solve_video, vote
-from index.video import VideoConfig, sample_video
 from tests.app.videos import write_colour_video
+from training.video import VideoConfig, sample_video
 
 RED, BLUE = (220, 30, 30), (30, 30, 220)
 

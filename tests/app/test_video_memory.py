@@ -23,7 +23,7 @@ import json, resource, sys
 from pathlib import Path
 from app.config import VideoLimitSettings
 from app.routes.video import _sample
-from index.video import VideoConfig
+from training.video import VideoConfig
 
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 sample = _sample(Path(sys.argv[1]), VideoConfig(), VideoLimitSettings())

@@ -10,13 +10,13 @@ import pytest
 
 from index.cli import main
 from index.readers import read_dir_records, read_shard_records
-from index.video import VideoConfig, sample_video
 from tests.index.helpers import make_image, make_video
 from training.data.corpora import corpus_manifest
 from training.data.importer import import_folder
 from training.data.manifest import read_manifest
 from training.home import indexes_dir
 from training.media_kinds import VIDEO_EXTS
+from training.video import VideoConfig, sample_video
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes = b"", kind: bytes = tarfile.REGTYPE, link: str = ""):

@@ -11,9 +11,9 @@ from PIL import Image
 from index.cli import main
 from index.search import open_index
 from index.store import MetaStore
-from index.video import VideoConfig, sample_video
 from tests.index.helpers import brute_force, make_image, make_video
 from training.factory import load_model
+from training.video import VideoConfig, sample_video
 
 ARGS = ["--batch-size", "4", "--workers", "0", "--no-progress"]
 

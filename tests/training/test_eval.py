@@ -95,3 +95,35 @@ def test_photos_among_distractors_matches_brute_force():
     for k in (1, 5, 10):
         assert got[f"t2i_R@{k}"] == pytest.approx(_reference_recall(img, txt, relevant, k)[0], abs=1e-4)
     assert not any(key.startswith("i2t") for key in got)  # clip art has no photo caption to find
+
+
+def test_text_to_video_scores_the_vector_the_index_job_stores(tmp_path, monkeypatch):
+    """evaluate_videos ranks each video by the whole-video vector index.embed makes (same sampler, same
+    frames), for the real-photo set's hand-written queries of the videos present."""
+    from index.embed import decode_video, embed_video
+    from tests.app.videos import write_colour_video
+    from training.data import corpora
+    from training.data.manifest import Item, write_manifest
+    from training.evaluate import evaluate_videos, real_photo_set
+    from training.video import VideoConfig
+
+    colours = {"videos/bigbuckbunny": [(30, 160, 40), (200, 200, 40)], "videos/bikes": [(40, 40, 200)],
+               "videos/tree": [(120, 80, 30), (30, 120, 30)]}  # fmt: skip
+    (tmp_path / "media").mkdir()
+    items = []
+    for vid, cs in colours.items():
+        write_colour_video(tmp_path / "media" / f"{vid.split('/')[1]}.mp4", cs)
+        items.append(Item(id=vid, path=f"media/{vid.split('/')[1]}.mp4", media="video", captions=[vid]))
+    write_manifest(tmp_path / "manifest.jsonl", items)
+    monkeypatch.setattr(corpora, "corpus_manifest", lambda name: tmp_path / "manifest.jsonl")
+    torch.manual_seed(0)
+    model = create_model("tiny-clip").eval()
+    got = evaluate_videos(model)
+    ids = list(colours)
+    decoded = [decode_video(str(tmp_path / it.path), model.preprocess, VideoConfig()) for it in items]
+    stored = torch.stack([torch.from_numpy(embed_video(model, d)[0]) for d in decoded])
+    queries = [q for q in real_photo_set()["videos"] if set(q["relevant"]) & set(ids)]
+    assert got["videos"] == 3 and got["queries"] == len(queries) >= 3
+    best = [ids[int((stored @ model.embed_texts([q["query"]])[0]).argmax())] for q in queries]
+    hits = sum(b in q["relevant"] for b, q in zip(best, queries, strict=True))
+    assert got["t2v_R@1"] == pytest.approx(hits / len(queries), abs=1e-4)
