@@ -13,7 +13,6 @@ from app.inference import Encoders
 from app.limits import upload_body
 from app.media import ACCEPTED, BadInputError, ImageDecoder
 from app.registry import Registry, ServingState
-from app.schemas import CAPTION_MODES
 from index.store import FilterError, check_filter
 
 # Dependencies are `async def` although they do not await: FastAPI runs plain `def` dependencies in
@@ -49,17 +48,38 @@ ServingDep = Annotated[ServingState, Depends(get_serving)]
 DecoderDep = Annotated[ImageDecoder, Depends(get_decoder)]
 
 
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+async def form_body(request: Request) -> None:
+    """The form routes' body type: another (JSON, say) answers 415 saying what to send, where FastAPI
+    would read it as an empty form and name each field as missing."""
+    ctype = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if ctype not in FORM_TYPES:
+        raise BadInputError(
+            f"body: content type {ctype or '(none)'!r} is not accepted; send multipart/form-data", 415
+        )
+
+
+FormBody = Annotated[None, Depends(form_body)]
+
+IMAGE_FIELD = (
+    f"the image: {ACCEPTED}; at most XMODAL_LIMITS__MAX_UPLOAD_BYTES bytes (default 10 MiB) and "
+    "XMODAL_LIMITS__MAX_IMAGE_PIXELS pixels (default 40 megapixels)"
+)
+
+
+async def _decoded(upload: UploadFile, decoder: ImageDecoder, settings: Settings) -> Image.Image:
+    data = await upload.read(settings.limits.max_upload_bytes + 1)
+    return await decoder.decode(data, "image")
+
+
 async def image_upload(
-    image: Annotated[
-        UploadFile,
-        File(
-            description=f"the image: {ACCEPTED}; at most XMODAL_LIMITS__MAX_UPLOAD_BYTES bytes "
-            "(default 10 MiB) and XMODAL_LIMITS__MAX_IMAGE_PIXELS pixels (default 40 megapixels)"
-        ),
-    ],
+    image: Annotated[UploadFile, File(description=IMAGE_FIELD)],
     decoder: DecoderDep,
     settings: SettingsDep,
     _upload: Annotated[None, Depends(upload_body)],
+    _form: FormBody,
 ) -> Image.Image:
     """The shared image input of every multipart image route: a multipart file field `image`, decoded
     in the bounded decode pool (off the event loop, downscaled early, accepted formats only).
@@ -67,11 +87,22 @@ async def image_upload(
     A route adopts it by taking `image: ImageDep` and declaring its other fields as `Form()` parameters,
     e.g. `k: Annotated[int, Form(description=...)] = 5`; it then gets the upload body limit, the 413/415/
     422/503 answers and an OpenAPI multipart schema with nothing more to write."""
-    data = await image.read(settings.limits.max_upload_bytes + 1)
-    return await decoder.decode(data, "image")
+    return await _decoded(image, decoder, settings)
+
+
+async def optional_image_upload(
+    decoder: DecoderDep,
+    settings: SettingsDep,
+    _upload: Annotated[None, Depends(upload_body)],
+    _form: FormBody,
+    image: Annotated[UploadFile | None, File(description=IMAGE_FIELD + "; or a `video`, or an `id`")] = None,
+) -> Image.Image | None:
+    """image_upload for the routes that take an image or a video (/v1/caption, /v1/vqa): None without one."""
+    return None if image is None else await _decoded(image, decoder, settings)
 
 
 ImageDep = Annotated[Image.Image, Depends(image_upload)]
+OptionalImageDep = Annotated[Image.Image | None, Depends(optional_image_upload)]
 
 
 def _bearer(request: Request) -> str | None:
@@ -115,12 +146,9 @@ def check_k(k: int, settings: Settings, field: str = "k", limit: int | None = No
     return k
 
 
-def check_caption_mode(fields: dict, model) -> str:
-    """The form's caption mode (default auto). Auto becomes generate for a model with its own
-    captioning decoder (CoCa), which captions any image; otherwise it is resolved by the solvers."""
-    mode = fields.get("mode") or "auto"
-    if mode not in CAPTION_MODES:
-        raise BadInputError(f"mode: {mode!r} is not one of {', '.join(CAPTION_MODES)}")
+def caption_method(mode: str, model) -> str:
+    """The caption mode a request runs: auto becomes generate for a model with its own captioning
+    decoder (CoCa), which captions any image; otherwise auto is resolved by the solvers."""
     return "generate" if mode == "auto" and model.has_text_decoder else mode
 
 

@@ -2,7 +2,8 @@
 
 A JSON route takes at most XMODAL_LIMITS__MAX_JSON_BYTES; a multipart body, or any body of a route
 that carries an upload (it depends on `upload_body`, as the shared image input does), takes the upload
-limit. Reading stops at the chunk that crosses the limit, and the request answers 413 naming the limit.
+limit; a route marked `video_body` the video limit, and one marked `texts_body` room for its most texts.
+Reading stops at the chunk that crosses the limit, and the request answers 413 naming the limit.
 """
 
 from fastapi import HTTPException
@@ -16,6 +17,18 @@ from app.config import LimitSettings
 
 async def upload_body() -> None:
     """Marks a route whose body carries an upload (multipart or base64): it gets the upload limit."""
+
+
+async def texts_body() -> None:
+    """Marks a JSON route that takes up to XMODAL_LIMITS__MAX_TEXTS texts (/v1/embed/text): its limit
+    comes from those maxima (texts_body_bytes), so the most the route documents fits in its body."""
+
+
+def texts_body_bytes(limits: LimitSettings) -> int:
+    """MAX_TEXTS texts of MAX_TEXT_CHARS characters, each character JSON-escaped at its longest (an
+    astral one as two \\uXXXX escapes, 12 bytes) with its quotes and comma, plus the JSON limit for
+    the rest of the body (keys, whitespace)."""
+    return limits.max_texts * (12 * limits.max_text_chars + 3) + limits.max_json_bytes
 
 
 async def video_body() -> None:
@@ -39,7 +52,8 @@ class BodyLimitMiddleware:
         upload = (limits.upload_body_bytes, "XMODAL_LIMITS__MAX_UPLOAD_BYTES")
         # a video route's body holds an image or a video (XMODAL_VIDEO__MAX_BYTES plus the other fields)
         self.video = max(upload, (video_bytes + 64 * 1024, "XMODAL_VIDEO__MAX_BYTES"))
-        self._kinds: dict[int, str] = {}  # id(route) -> "video" | "upload" | "json"
+        self.texts = (texts_body_bytes(limits), "XMODAL_LIMITS__MAX_TEXTS x XMODAL_LIMITS__MAX_TEXT_CHARS")
+        self._kinds: dict[int, str] = {}  # id(route) -> "video" | "upload" | "texts" | "json"
 
     def _limit(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[int, str]:
         route = scope.get("route")
@@ -48,12 +62,13 @@ class BodyLimitMiddleware:
             key = id(route)
             if key not in self._kinds:
                 d = route.dependant
-                self._kinds[key] = (
-                    "video" if _uses(d, video_body) else "upload" if _uses(d, upload_body) else kind
-                )
+                marked = [("video", video_body), ("upload", upload_body), ("texts", texts_body)]
+                self._kinds[key] = next((name for name, mark in marked if _uses(d, mark)), kind)
             kind = self._kinds[key]
         if kind == "video":
             return self.video
+        if kind == "texts":
+            return self.texts
         if kind == "upload" or headers.get(b"content-type", b"").startswith(b"multipart/form-data"):
             return self.limits.upload_body_bytes, "XMODAL_LIMITS__MAX_UPLOAD_BYTES"
         return self.limits.max_json_bytes, "XMODAL_LIMITS__MAX_JSON_BYTES"

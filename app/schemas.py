@@ -1,11 +1,10 @@
 """Request and response bodies of the /v1 API (the contract the web page codes against)."""
 
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 CaptionMode = Literal["auto", "generate", "retrieve"]  # auto: the method that knows the image's domain
-CAPTION_MODES: tuple[str, ...] = get_args(CaptionMode)
 
 Media = Literal["image", "video"]
 
@@ -38,40 +37,101 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     504: _error("no result within the batch timeout"),
 }
 
+# The admin routes' own: disabled (no XMODAL_ADMIN_TOKEN), or a model reference outside XMODAL_HOME/models
+ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    403: _error("admin routes are disabled, or the model named lies outside XMODAL_HOME/models"),
+}
+
 
 # A text field as check_text accepts it: some non-space character, no control characters.
 _CONTROL = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f"
 IMAGE_TYPES = "image/jpeg, image/png, image/webp, image/gif, image/bmp, image/tiff"
+VIDEO_TYPES = "video/mp4, video/webm, video/x-msvideo, video/quicktime, video/x-matroska"
 TEXT_PATTERN = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
+# /v1/classify's labels: such a text with at least two non-blank parts between commas and newlines
+_PART, _LABEL = rf"[^,\n{_CONTROL}]*", rf"[^,\n{_CONTROL}]*[^\s,{_CONTROL}][^,\n{_CONTROL}]*"
+LABELS_PATTERN = rf"^({_PART}[,\n])*{_LABEL}[,\n]({_PART}[,\n])*{_LABEL}([,\n]{_PART})*$"
+
+
+def _is_file(prop: dict) -> bool:
+    """A file part: OpenAPI 3.0's `format: binary`, or 3.1's `contentMediaType` (what FastAPI writes)."""
+    return prop.get("format") == "binary" or "contentMediaType" in prop
+
+
+def _move_beside_ref(body: dict, schema: dict) -> None:
+    """Keywords beside a form body's $ref (a route's openapi_extra, e.g. "one of image, video, id")
+    move into the form's schema: tools that follow a $ref read nothing beside it. Upload parts get
+    their media types."""
+    schema.update({k: v for k, v in body["schema"].items() if k != "$ref"})
+    body["schema"] = {"$ref": body["schema"]["$ref"]}
+    types = {"image": IMAGE_TYPES, "video": VIDEO_TYPES}  # the shared image input, a video upload
+    if encoding := {f: {"contentType": t} for f, t in types.items() if f in schema.get("properties", {})}:
+        body["encoding"] = encoding
+
+
+def _form_parts(schema: dict) -> None:
+    """A multipart form's fields as the wire has them: a part is text or a file, there or not (an
+    optional field is never null), and an empty text part of an optional field reads as absent (FastAPI
+    gives the default). A file part is `format: binary`, the file itself (its media type in `encoding`:
+    what the bytes must be is for the route to check, 415/422, not for a schema)."""
+    required = set(schema.get("required", []))
+    for field, prop in schema.get("properties", {}).items():
+        if "anyOf" in prop:
+            options = [p for p in prop.pop("anyOf") if p.get("type") != "null"]
+            prop.update(options[0] if len(options) == 1 else {"anyOf": options})
+        if _is_file(prop):
+            prop["format"] = "binary"
+        elif field not in required:
+            meta = ("title", "description", "default", "examples")
+            value = {k: v for k, v in prop.items() if k not in meta}
+            if value.get("type") == "string" and not value.keys() & {"enum", "minLength", "pattern"}:
+                continue  # "" is one of its values already
+            absent = {"type": "string", "maxLength": 0}
+            schema["properties"][field] = {
+                **{k: prop[k] for k in meta if k in prop},
+                "anyOf": [value, absent],
+            }
 
 
 def document_limits(openapi: dict, limits, filter_fields: dict) -> dict:
     """The OpenAPI document with the limits the service enforces (from Settings) on the request fields
-    of its own models and forms: texts, k, `where`, uploads. Hand-written inline schemas are left as they
-    are, and so is a maximum a field declares itself (e.g. caption's k, Form(le=...))."""
+    of its own models and forms: texts, k, `where`, uploads. A field may name the LimitSettings field that
+    bounds it, `Form(json_schema_extra={"x-limit": "max_caption_k"})`: its maximum (an integer) or
+    maxLength (a string). Hand-written inline schemas are left as they are."""
     text = {"type": "string", "minLength": 1, "maxLength": limits.max_text_chars, "pattern": TEXT_PATTERN}
     by_name = {
         "query": text,
+        "question": text,
+        "labels": {**text, "minLength": 3, "pattern": LABELS_PATTERN},
         "k": {"type": "integer", "minimum": 1, "maximum": limits.max_k},
         "texts": {"type": "array", "items": text, "minItems": 1, "maxItems": limits.max_texts},
         "where": {"anyOf": [{**filter_fields, "type": "object"}, {"type": "null"}]},
     }
     schemas = openapi.get("components", {}).get("schemas", {})
+    requests, forms = set(), set()  # the request bodies' schemas (responses keep theirs), and the forms
     for path in openapi.get("paths", {}).values():
         for op in path.values():
-            form = op.get("requestBody", {}).get("content", {}).get("multipart/form-data", {})
-            ref = form.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
-            if "image" in schemas.get(ref, {}).get("properties", {}):  # the shared image input
-                form["encoding"] = {"image": {"contentType": IMAGE_TYPES}}
-    for schema in schemas.values():
-        for name, prop in schema.get("properties", {}).items():
-            if name == "image" and prop.get("format") == "binary":
-                prop["minLength"] = 1  # an empty upload is refused
-            elif name in by_name and (name != "texts" or prop.get("type") == "array"):
+            for ctype, body in op.get("requestBody", {}).get("content", {}).items():
+                ref = body.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
+                requests.add(ref)
+                if ctype == "multipart/form-data" and ref in schemas:
+                    forms.add(ref)
+                    _move_beside_ref(body, schemas[ref])
+    for name in requests & set(schemas):
+        schema = schemas[name]
+        for field, prop in schema.get("properties", {}).items():
+            if "x-limit" in prop:
+                bound = getattr(limits, prop.pop("x-limit"))
+                prop["maximum" if prop.get("type") == "integer" else "maxLength"] = bound
+            if field == "texts" and prop.get("type") != "array":  # a form's, one text per line
+                prop.update(pattern=rf"^[^{_CONTROL}]*$")
+            elif field in by_name:
                 # a bound the route declares itself (Form(le=...)) stays
                 kept = ("title", "description", "default", "examples", "maximum", "maxLength")
                 keep = {k: v for k, v in prop.items() if k in kept}
-                schema["properties"][name] = {**by_name[name], **keep}
+                schema["properties"][field] = {**by_name[field], **keep}
+        if name in forms:
+            _form_parts(schema)
     return openapi
 
 
@@ -84,14 +144,6 @@ class TextSearchRequest(BaseModel):
     where: dict[str, Any] | None = Field(
         None, description="metadata equality filters, e.g. {'split': 'test'}"
     )
-
-
-class ImageSearchRequest(BaseModel):
-    model_config = _example(image_b64="iVBORw0KGgo...", k=12, index="demo", media=None)
-    image_b64: str = Field(description="base64 image bytes (a data: URL prefix is allowed)")
-    k: int = 12
-    index: str | None = None
-    media: Media | None = None
 
 
 class SearchHit(BaseModel):

@@ -12,6 +12,7 @@ Other class lists (a tiny test tower's "cat", "dog") map by name to their first 
 
 import io
 import os
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -98,6 +99,15 @@ def wordnet():
 
         def map_wn(self, version="wordnet"):
             return None  # this IS WordNet 3.0: no mapping to nltk's downloadable copy
+
+        # nltk reads a synset by seek + readline on one open file per part of speech: two threads (the
+        # service's caption and VQA workers) interleave there and read each other's lines (None, or a
+        # WordNetError that answered 500). One read at a time; parsed synsets stay cached.
+        _read = threading.Lock()
+
+        def synset_from_pos_and_offset(self, pos, offset):
+            with self._read:
+                return super().synset_from_pos_and_offset(pos, offset)
 
     import warnings
 

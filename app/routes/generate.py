@@ -1,18 +1,37 @@
 """Image understanding and embeddings: caption, VQA, zero-shot classify, embed text/image."""
 
 import asyncio
+import re
+from typing import Annotated
 
 import torch
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Form
+from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import EncodersDep, ServingDep, SettingsDep, check_caption_mode, check_k, check_text
-from app.limits import video_body
+from app.deps import (
+    EncodersDep,
+    ImageDep,
+    OptionalImageDep,
+    ServingDep,
+    SettingsDep,
+    caption_method,
+    check_k,
+    check_text,
+)
+from app.limits import texts_body, video_body
 from app.media import BadInputError
-from app.routes import video
-from app.routes.search import MULTIPART_IMAGE, int_field, rank_texts, read_image_request, split_texts
+from app.routes.search import rank_texts
+from app.routes.video import (
+    OptionalVideo,
+    VideoCaptionResponse,
+    VideoId,
+    VideoVqaResponse,
+    answer_video,
+    caption_video,
+)
 from app.schemas import (
-    CAPTION_MODES,
+    CaptionMode,
     CaptionResponse,
     ClassifyResponse,
     EmbedResponse,
@@ -22,14 +41,41 @@ from app.schemas import (
 
 router = APIRouter(prefix="/v1", tags=["generate"])
 
+# /v1/caption and /v1/vqa take one input: an `image`, a `video`, or the `id` of an indexed video. FastAPI's
+# form schema lists the three as optional fields; this adds that one of them must be there (an empty id
+# reads as none).
+ONE_OF = {
+    "anyOf": [
+        {"required": ["image"]},
+        {"required": ["video"]},
+        {"required": ["id"], "properties": {"id": {"minLength": 1}}},
+    ]
+}
+ONE_INPUT = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": ONE_OF}}}}
 
-def _form(extra: dict) -> dict:
-    """The multipart image body of MULTIPART_IMAGE with other form fields."""
-    schema = MULTIPART_IMAGE["content"]["multipart/form-data"]["schema"]
-    props = {"image": schema["properties"]["image"], **extra}
-    required = ["image"] + [k for k, v in extra.items() if v.pop("required", False)]
-    body = {"type": "object", "required": required, "properties": props}
-    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": body}}}}
+
+def _is_video(image: Image.Image | None, video, item: str | None) -> bool:
+    """A request about a video: a `video` file, or an `id` without an image."""
+    return video is not None or (image is None and bool(item))
+
+
+def _labels(raw: str, settings) -> list[str]:
+    """The distinct labels of a `labels` field: one text as check_text takes it (at most
+    XMODAL_LIMITS__MAX_TEXT_CHARS in all), split at commas and newlines; at least 2 given."""
+    given = [p.strip() for p in re.split(r"[\n,]", check_text(raw, settings, "labels")) if p.strip()]
+    if len(given) < 2:
+        raise BadInputError(
+            f"labels: {len(given)} label(s) given; at least 2 are needed, comma- or newline-separated"
+        )
+    return list(dict.fromkeys(given))
+
+
+def _need_image(image: Image.Image | None) -> Image.Image:
+    if image is None:
+        raise BadInputError(
+            "image: missing; send an `image` or a `video` file, or `index` + `id` of an indexed video"
+        )
+    return image
 
 
 async def _run_head(fn, *args, **kwargs):
@@ -56,26 +102,42 @@ async def _bank(state, encoders, vec: torch.Tensor, index: str | None, k: int) -
 @router.post(
     "/caption",
     dependencies=[Depends(video_body)],
-    response_model=CaptionResponse,
-    openapi_extra=_form({
-        "mode": {"type": "string", "enum": list(CAPTION_MODES), "default": "auto",
-                 "description": "auto: the method that knows the image's domain (each caption names it); "
-                                "generate: the caption decoder; retrieve: the index's captions"},
-        "k": {"type": "integer", "default": 1, "minimum": 1, "maximum": 10},
-        "index": {"type": "string", "description": "caption bank for mode=retrieve and mode=auto"},
-    }),
-)  # fmt: skip
+    response_model=CaptionResponse | VideoCaptionResponse,
+    openapi_extra=ONE_INPUT,
+)
 async def caption(
-    request: Request, state: ServingDep, encoders: EncodersDep, settings: SettingsDep
-) -> CaptionResponse:
+    image: OptionalImageDep,
+    state: ServingDep,
+    encoders: EncodersDep,
+    settings: SettingsDep,
+    video: OptionalVideo = None,
+    item: VideoId = None,
+    mode: Annotated[
+        CaptionMode,
+        Form(
+            description="auto: the method that knows the image's domain (each caption names it); "
+            "generate: the caption decoder; retrieve: the index's captions"
+        ),
+    ] = "auto",
+    k: Annotated[
+        int,
+        Form(
+            description="how many captions (at most XMODAL_LIMITS__MAX_CAPTION_K)",
+            json_schema_extra={"x-limit": "max_caption_k"},
+        ),
+    ] = 1,
+    index: Annotated[
+        str | None, Form(description="caption bank for mode=retrieve and mode=auto; the index of `id`")
+    ] = None,
+) -> CaptionResponse | VideoCaptionResponse:
     """Captions for an image, each naming its method: decoder, bank, or concept (WordNet, via the
-    image tower's classes)."""
-    if await video.is_video_request(request):  # a video file or an indexed video's id (issue #16)
-        return await video.caption_video(request, state, settings)
-    image, fields = await read_image_request(request, settings)
-    mode = check_caption_mode(fields, state.model)
-    k = check_k(int_field(fields, "k", 1), settings, limit=settings.limits.max_caption_k)
-    index = fields.get("index") or None
+    image tower's classes); for a video, a caption per segment and for the whole video."""
+    index = index or None
+    if _is_video(image, video, item):
+        return await caption_video(video, item, index, mode, k, state, settings)
+    image = _need_image(image)
+    check_k(k, settings, limit=settings.limits.max_caption_k)
+    mode = caption_method(mode, state.model)
     if mode == "retrieve":
         state.index(index)
         vec = await encoders.encode_image(state.model, image)
@@ -99,27 +161,37 @@ async def caption(
 @router.post(
     "/vqa",
     dependencies=[Depends(video_body)],
-    response_model=VqaResponse,
-    openapi_extra=_form({
-        "question": {"type": "string", "maxLength": 200, "required": True},
-        "k": {"type": "integer", "default": 3},
-    }),
-)  # fmt: skip
+    response_model=VqaResponse | VideoVqaResponse,
+    openapi_extra=ONE_INPUT,
+)
 async def vqa(
-    request: Request, state: ServingDep, encoders: EncodersDep, settings: SettingsDep
-) -> VqaResponse:
+    image: OptionalImageDep,
+    state: ServingDep,
+    encoders: EncodersDep,
+    settings: SettingsDep,
+    question: Annotated[
+        str,
+        Form(
+            min_length=1,
+            description="at most XMODAL_LIMITS__MAX_QUESTION_CHARS characters",
+            examples=["what colour is the shape?"],
+            json_schema_extra={"x-limit": "max_question_chars"},
+        ),
+    ],
+    video: OptionalVideo = None,
+    item: VideoId = None,
+    k: Annotated[int, Form(description="how many answers (at most XMODAL_LIMITS__MAX_K)")] = 3,
+    index: Annotated[str | None, Form(description="the index of `id`")] = None,
+) -> VqaResponse | VideoVqaResponse:
     """Top-k answers to a question about an image, with probabilities, the solver that answered, and
-    `unsure` where the model cannot answer it."""
+    `unsure` where the model cannot answer it; for a video, an answer per segment and overall."""
     from training.understand import answer_question
 
-    if await video.is_video_request(request):  # a video file or an indexed video's id (issue #16)
-        return await video.answer_video(request, state, settings)
-
-    image, fields = await read_image_request(request, settings)
-    question = check_text(
-        fields.get("question", ""), settings, "question", settings.limits.max_question_chars
-    )
-    k = check_k(int_field(fields, "k", 3), settings)
+    if _is_video(image, video, item):
+        return await answer_video(video, item, index or None, question, k, state, settings)
+    image = _need_image(image)
+    question = check_text(question, settings, "question", settings.limits.max_question_chars)
+    check_k(k, settings)
     feat = await encoders.image_features(state.model, image)
     found = await _run_head(answer_question, state.model, feat, image, question, _calibration(state), k)
     answers = [{"answer": a.text, "probability": float(a.score)} for a in found if a.text]
@@ -128,21 +200,25 @@ async def vqa(
     )
 
 
-@router.post(
-    "/classify",
-    response_model=ClassifyResponse,
-    openapi_extra=_form({"labels": {"type": "string", "description": "comma- or newline-separated, >= 2",
-                                    "required": True}}),
-)  # fmt: skip
+@router.post("/classify", response_model=ClassifyResponse)
 async def classify(
-    request: Request, state: ServingDep, encoders: EncodersDep, settings: SettingsDep
+    image: ImageDep,
+    state: ServingDep,
+    encoders: EncodersDep,
+    settings: SettingsDep,
+    labels: Annotated[
+        str,
+        Form(
+            min_length=1,
+            examples=["cat, dog, red square"],
+            description="at least 2 labels, comma- or newline-separated (repeats count once), at most "
+            "XMODAL_LIMITS__MAX_TEXT_CHARS characters in all",
+        ),
+    ],
 ) -> ClassifyResponse:
     """Zero-shot label probabilities for 'a photo of a {label}.' by the model's rule (CLIP: softmax,
     SigLIP: sigmoid with its bias)."""
-    image, fields = await read_image_request(request, settings)
-    labels = list(dict.fromkeys(split_texts(fields.get("labels"), settings, "labels", commas=True)))
-    if len(labels) < 2:
-        raise BadInputError(f"labels: {len(labels)} distinct label(s) given; at least 2 are needed")
+    labels = _labels(labels, settings)
     prompts = [settings.classify_template.format(label) for label in labels]
     feat, *label_vecs = await asyncio.gather(
         encoders.image_features(state.model, image), *(encoders.encode_text(state.model, p) for p in prompts)
@@ -152,7 +228,7 @@ async def classify(
     return ClassifyResponse(labels=[{"label": lab, "probability": p} for lab, p in ranked])
 
 
-@router.post("/embed/text", response_model=EmbedResponse)
+@router.post("/embed/text", dependencies=[Depends(texts_body)], response_model=EmbedResponse)
 async def embed_text(
     body: EmbedTextRequest, state: ServingDep, encoders: EncodersDep, settings: SettingsDep
 ) -> EmbedResponse:
@@ -168,11 +244,8 @@ async def embed_text(
     return EmbedResponse(model=state.model_id, dim=state.model.embed_dim, vectors=[v.tolist() for v in vecs])
 
 
-@router.post("/embed/image", response_model=EmbedResponse, openapi_extra={"requestBody": MULTIPART_IMAGE})
-async def embed_image(
-    request: Request, state: ServingDep, encoders: EncodersDep, settings: SettingsDep
-) -> EmbedResponse:
-    """The normalised embedding of an uploaded image (multipart `image`, or JSON `image_b64`)."""
-    image, _ = await read_image_request(request, settings)
+@router.post("/embed/image", response_model=EmbedResponse)
+async def embed_image(image: ImageDep, state: ServingDep, encoders: EncodersDep) -> EmbedResponse:
+    """The normalised embedding of an uploaded image (multipart `image`)."""
     vec = await encoders.encode_image(state.model, image)
     return EmbedResponse(model=state.model_id, dim=state.model.embed_dim, vectors=[vec.tolist()])

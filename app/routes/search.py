@@ -1,15 +1,13 @@
 """Search: text -> media, image -> media, image -> captions."""
 
 import asyncio
-import re
 import time
 from pathlib import PurePath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import quote
 
 import torch
-from fastapi import APIRouter, Form, Request
-from PIL import Image
+from fastapi import APIRouter, Form
 from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
@@ -19,7 +17,6 @@ from app.media import BadInputError
 from app.registry import ServingState
 from app.schemas import (
     CaptionsResponse,
-    ImageSearchRequest,
     Media,
     SearchHit,
     SearchResponse,
@@ -27,26 +24,6 @@ from app.schemas import (
 )
 
 router = APIRouter(prefix="/v1", tags=["search"])
-
-# The multipart body as a hand-written schema, for app/routes/generate.py's openapi_extra until its routes
-# take app.deps.ImageDep (then this goes).
-MULTIPART_IMAGE = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": ["image"],
-                "properties": {
-                    "image": {"type": "string", "format": "binary"},
-                    "k": {"type": "integer", "default": 12},
-                    "index": {"type": "string"},
-                    "media": {"type": "string", "enum": ["image", "video"]},
-                },
-            }
-        },
-    },
-}
 
 
 def media_url(index: str, item_id: str) -> str:
@@ -111,39 +88,6 @@ async def search_text(
     )  # fmt: skip
 
 
-async def read_image_request(request: Request, settings: Settings) -> tuple[Image.Image, dict[str, Any]]:
-    """The image and other fields of a multipart upload (field `image`) or a JSON body (`image_b64`),
-    decoded in the decode pool. For routes written before the shared input: new routes take
-    `image: ImageDep` (app.deps.image_upload) and `Form()` fields instead."""
-    decoder = request.app.state.decoder
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=16)
-        upload = form.get("image")
-        if upload is None or isinstance(upload, str):
-            raise BadInputError("image: missing; send the image as a multipart file field named `image`")
-        data = await upload.read(settings.limits.max_upload_bytes + 1)
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        return await decoder.decode(data, "image"), fields
-    try:
-        body = ImageSearchRequest.model_validate_json(await request.body())
-    except ValueError as e:
-        raise BadInputError(
-            "body: send multipart/form-data with an `image` file, or JSON with `image_b64` "
-            f"({str(e).splitlines()[0]})"
-        ) from None
-    fields = body.model_dump(exclude={"image_b64"}, exclude_none=True)
-    return await decoder.decode(body.image_b64, "image_b64"), fields
-
-
-def int_field(fields: dict, name: str, default: int) -> int:
-    raw = fields.get(name, default)
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        raise BadInputError(f"{name}: {raw!r} is not an integer") from None
-
-
 # Form fields shared by the image routes (the image itself is app.deps.ImageDep)
 IndexForm = Annotated[str | None, Form(description="index name; default: the service's default index")]
 MediaForm = Annotated[Media | Literal[""] | None, Form(description="only images or only videos")]
@@ -182,12 +126,27 @@ async def rank_texts(
     return [(texts[i], float(s)) for s, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
 
 
-def split_texts(raw: str | None, settings: Settings, field: str, commas: bool = False) -> list[str]:
-    """Non-empty lines (and comma-separated parts if `commas`), each within the text limit."""
-    parts = [p.strip() for p in re.split(r"[\n,]" if commas else r"\n", raw or "") if p.strip()]
+def split_texts(raw: str | None, settings: Settings, field: str) -> list[str]:
+    """Non-empty lines, each within the text limit, at most XMODAL_LIMITS__MAX_TEXTS of them."""
+    parts = [p.strip() for p in (raw or "").split("\n") if p.strip()]
     if len(parts) > settings.limits.max_texts:
         raise BadInputError(f"{field}: {len(parts)} entries is over the limit of {settings.limits.max_texts}")
     return [check_text(p, settings, field) for p in parts]
+
+
+# Form fields of the image- and clip-to-text routes
+CaptionsK = Annotated[int, Form(description="how many captions (at most XMODAL_LIMITS__MAX_K)")]
+TextsForm = Annotated[str | None, Form(description="candidates, one per line; default: the captions")]
+
+
+def candidate_texts(texts: str | None, index: str | None, k: int, state: ServingState, settings) -> list[str]:
+    """An image- or clip-to-text request's candidates, checked before any decoding: the `texts` lines, or
+    none when the index's captions are to be ranked (an unknown index is a 404 here)."""
+    check_k(k, settings)
+    candidates = split_texts(texts, settings, "texts")
+    if not candidates:
+        state.index(index)
+    return candidates
 
 
 @router.post("/search/image-to-text", response_model=CaptionsResponse)
@@ -196,15 +155,12 @@ async def image_to_text(
     state: ServingDep,
     encoders: EncodersDep,
     settings: SettingsDep,
-    k: Annotated[int, Form(description="how many captions (at most XMODAL_LIMITS__MAX_K)")] = 5,
-    texts: Annotated[str | None, Form(description="candidates, one per line; default: the captions")] = None,
+    k: CaptionsK = 5,
+    texts: TextsForm = None,
     index: IndexForm = None,
 ) -> CaptionsResponse:
     """Captions that best describe an image: from `texts` (one per line) or the index's captions."""
-    check_k(k, settings)
-    candidates = split_texts(texts, settings, "texts")
-    if not candidates:
-        state.index(index or None)
+    candidates = candidate_texts(texts, index or None, k, state, settings)
     vec = await encoders.encode_image(state.model, image)
     ranked = await rank_texts(state, encoders, vec, candidates, index or None, k)
     return CaptionsResponse(captions=[{"text": t, "score": s} for t, s in ranked])

@@ -19,20 +19,19 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
+from typing import Annotated, Literal
 
 import torch
-from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from app.config import Settings, VideoLimitSettings
-from app.deps import EncodersDep, ServingDep, SettingsDep, check_caption_mode, check_k, check_text
+from app.deps import EncodersDep, ServingDep, SettingsDep, caption_method, check_k, check_text, form_body
 from app.limits import video_body
 from app.media import BadInputError
 from app.registry import NotFoundError, ServingState
-from app.routes.search import int_field, rank_texts, search_vector, split_texts
+from app.routes.search import CaptionsK, IndexForm, TextsForm, candidate_texts, rank_texts, search_vector
 from app.schemas import Answer, CaptionsResponse, ScoredText, SearchResponse
 from app.segments import Solver, VideoAnswer, solve_video
 from training.errors import XModalError
@@ -65,12 +64,6 @@ class VideoVqaResponse(BaseModel):
     answers: list[Answer] = Field(description="video-level answers, by duration-weighted vote")
     duration: float
     segments: list[Segment]
-
-
-def _multipart(extra: dict) -> dict:
-    props = {"video": {"type": "string", "format": "binary"}, **extra}
-    schema = {"type": "object", "required": ["video"], "properties": props}
-    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
 
 
 # -- the per-image solvers -------------------------------------------------------------------------
@@ -257,50 +250,31 @@ def _sample(path: Path, cfg: VideoConfig, limits: VideoLimitSettings | None):
         raise BadInputError(f"video: corrupt video data ({_first_line(e)})", 422) from None
 
 
-async def _form(request: Request) -> tuple[UploadFile | None, dict[str, str]]:
-    """The `video` file (if any) and string fields of a form, or the fields of a JSON object."""
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-        form = await request.form(max_files=1, max_fields=16)
-        upload = form.get("video")
-        if isinstance(upload, str):
-            raise BadInputError("video: send the video as a multipart file field named `video`, not text")
-        return upload, {k: v for k, v in form.items() if isinstance(v, str)}
-    try:
-        body = await request.json()
-    except ValueError:
-        raise BadInputError(
-            "body: send multipart/form-data with a `video` file, or JSON with `index` and `id`"
-        ) from None
-    if not isinstance(body, dict):
-        raise BadInputError("body: must be a JSON object with `index` and `id`")
-    return None, {k: v for k, v in body.items() if isinstance(v, str | int | float)}
+# The video inputs as multipart fields (`video` also on /v1/caption and /v1/vqa, with `id` instead)
+VideoUpload = Annotated[
+    UploadFile,
+    File(
+        description=f"the clip: {ACCEPTED}; at most XMODAL_VIDEO__MAX_BYTES bytes (default 32 MiB), "
+        "XMODAL_VIDEO__MAX_SECONDS seconds and XMODAL_VIDEO__MAX_FRAMES frames"
+    ),
+]
+OptionalVideo = Annotated[
+    UploadFile | None, File(description=f"a video ({ACCEPTED}) instead of an image, as /v1/search/video")
+]
+VideoId = Annotated[
+    str | None,
+    Form(alias="id", description="an indexed video's id (in `index`) instead of an upload"),
+]
 
 
-async def is_video_request(request: Request) -> bool:
-    """True for /v1/caption and /v1/vqa requests about a video: a `video` file, or an `id` (of an
-    indexed video) without an image. The parsed form/body stays cached on the request."""
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-        form = await request.form(max_files=1, max_fields=16)
-        return "video" in form or ("id" in form and "image" not in form)
-    if ctype.startswith("application/json"):
-        try:
-            body = await request.json()
-        except ValueError:
-            return False  # the image handler names the problem
-        return isinstance(body, dict) and "id" in body and "image_b64" not in body
-    return False
-
-
-async def _video_sample(upload: UploadFile | None, fields: dict, state: ServingState, settings: Settings):
+async def _video_sample(
+    upload: UploadFile | None, item: str | None, index: str | None, state: ServingState, settings: Settings
+):
     """The VideoSample of an uploaded `video`, or of an indexed one (`index` + `id`)."""
-    index = fields.get("index") or None
     cfg = video_config(state, index)
     if upload is not None:
         async with uploaded_video(upload, settings.video) as path:
             return await run_in_threadpool(_sample, path, cfg, settings.video)
-    item = str(fields.get("id") or "")
     if not item:
         raise BadInputError(f"video: missing; upload a `video` file ({ACCEPTED}) or give `index` and `id`")
     idx = state.index(index)
@@ -326,39 +300,48 @@ def _segments(answer: VideoAnswer) -> list[Segment]:
     return [Segment(**vars(s)) for s in answer.segments]
 
 
-async def caption_video(request: Request, state: ServingState, settings: Settings) -> JSONResponse:
+async def caption_video(
+    upload: UploadFile | None,
+    item: str | None,
+    index: str | None,
+    mode: str,
+    k: int,
+    state: ServingState,
+    settings: Settings,
+) -> VideoCaptionResponse:
     """/v1/caption for a video: a caption per segment (merged) and for the whole video."""
-    upload, fields = await _form(request)
-    mode = check_caption_mode(fields, state.model)
-    k = check_k(int_field(fields, "k", 1), settings, limit=settings.limits.max_caption_k)
-    sample = await _video_sample(upload, fields, state, settings)
-    solver = await run_in_threadpool(caption_solver, state, mode, fields.get("index") or None)
+    check_k(k, settings, limit=settings.limits.max_caption_k)
+    sample = await _video_sample(upload, item, index, state, settings)
+    solver = await run_in_threadpool(caption_solver, state, caption_method(mode, state.model), index)
     answer = await _solve(sample, solver)
-    body = VideoCaptionResponse(
-        mode=fields.get("mode") or "auto",  # as requested
+    return VideoCaptionResponse(
+        mode=mode,  # as requested
         captions=[{"text": t, "score": s} for t, s in answer.ranked[:k]],
         duration=sample.duration,
         segments=_segments(answer),
     )
-    return JSONResponse(body.model_dump())
 
 
-async def answer_video(request: Request, state: ServingState, settings: Settings) -> JSONResponse:
+async def answer_video(
+    upload: UploadFile | None,
+    item: str | None,
+    index: str | None,
+    question: str,
+    k: int,
+    state: ServingState,
+    settings: Settings,
+) -> VideoVqaResponse:
     """/v1/vqa for a video: an answer per segment (merged) and for the whole video."""
-    upload, fields = await _form(request)
-    question = check_text(
-        str(fields.get("question", "")), settings, "question", settings.limits.max_question_chars
-    )
-    k = check_k(int_field(fields, "k", 3), settings)
-    sample = await _video_sample(upload, fields, state, settings)
+    question = check_text(question, settings, "question", settings.limits.max_question_chars)
+    check_k(k, settings)
+    sample = await _video_sample(upload, item, index, state, settings)
     answer = await _solve(sample, vqa_solver(state, question))
-    body = VideoVqaResponse(
+    return VideoVqaResponse(
         question=question,
         answers=[{"answer": t, "probability": s} for t, s in answer.ranked[:k]],
         duration=sample.duration,
         segments=_segments(answer),
     )
-    return JSONResponse(body.model_dump())
 
 
 # -- search by a clip ------------------------------------------------------------------------------
@@ -379,12 +362,8 @@ def embed_clip(model, path: Path, cfg: VideoConfig, limits: VideoLimitSettings) 
     return torch.from_numpy(whole)
 
 
-async def _clip_vector(upload: UploadFile | None, index: str | None, state: ServingState, settings: Settings):
+async def _clip_vector(upload: UploadFile, index: str | None, state: ServingState, settings: Settings):
     """The uploaded clip's (D,) vector, embedded with `index`'s video settings."""
-    if upload is None:
-        raise BadInputError(
-            f"video: missing; send the clip as a multipart file field named `video` ({ACCEPTED})"
-        )
     cfg = video_config(state, index)
     async with uploaded_video(upload, settings.video) as path:
         return await run_in_threadpool(embed_clip, state.model, path, cfg, settings.video)
@@ -394,52 +373,42 @@ _MEDIA = {"video": "video", "image": "image", "any": None}
 
 
 @router.post(
-    "/search/video",
-    dependencies=[Depends(video_body)],
-    response_model=SearchResponse,
-    openapi_extra=_multipart({
-        "k": {"type": "integer", "default": 12},
-        "index": {"type": "string"},
-        "media": {"type": "string", "enum": list(_MEDIA), "default": "video"},
-    }),
-)  # fmt: skip
+    "/search/video", dependencies=[Depends(video_body), Depends(form_body)], response_model=SearchResponse
+)
 async def search_video(
-    request: Request, state: ServingDep, encoders: EncodersDep, settings: SettingsDep
+    video: VideoUpload,
+    state: ServingDep,
+    encoders: EncodersDep,
+    settings: SettingsDep,
+    k: Annotated[int, Form(description="how many hits (at most XMODAL_LIMITS__MAX_K)")] = 12,
+    index: IndexForm = None,
+    media: Annotated[Literal["video", "image", "any"], Form(description="what to find")] = "video",
 ) -> SearchResponse:
     """Videos (with their best-matching moment) or images that look like an uploaded clip."""
     t0 = time.perf_counter()
-    upload, fields = await _form(request)
-    k = check_k(int_field(fields, "k", 12), settings)
-    media = fields.get("media") or "video"
-    if media not in _MEDIA:
-        raise BadInputError(f"media: {media!r} is not one of {', '.join(_MEDIA)}")
-    index = fields.get("index") or None
-    vec = await _clip_vector(upload, index, state, settings)
-    res = await search_vector(state, encoders, vec, k, index, _MEDIA[media], None)
+    check_k(k, settings)
+    vec = await _clip_vector(video, index or None, state, settings)
+    res = await search_vector(state, encoders, vec, k, index or None, _MEDIA[media], None)
     res.took_ms = (time.perf_counter() - t0) * 1000
     return res
 
 
 @router.post(
     "/search/video-to-text",
-    dependencies=[Depends(video_body)],
+    dependencies=[Depends(video_body), Depends(form_body)],
     response_model=CaptionsResponse,
-    openapi_extra=_multipart({
-        "k": {"type": "integer", "default": 5},
-        "index": {"type": "string", "description": "caption bank"},
-        "texts": {"type": "string", "description": "candidate texts, one per line (instead of the bank)"},
-    }),
-)  # fmt: skip
+)
 async def video_to_text(
-    request: Request, state: ServingDep, encoders: EncodersDep, settings: SettingsDep
+    video: VideoUpload,
+    state: ServingDep,
+    encoders: EncodersDep,
+    settings: SettingsDep,
+    k: CaptionsK = 5,
+    texts: TextsForm = None,
+    index: IndexForm = None,
 ) -> CaptionsResponse:
     """Captions that best describe an uploaded clip: from `texts` (one per line) or the index's captions."""
-    upload, fields = await _form(request)
-    k = check_k(int_field(fields, "k", 5), settings)
-    texts = split_texts(fields.get("texts"), settings, "texts")
-    index = fields.get("index") or None
-    if not texts:
-        state.index(index)  # unknown caption bank: 404 before decoding
-    vec = await _clip_vector(upload, index, state, settings)
-    ranked = await rank_texts(state, encoders, vec, texts, index, k)
+    candidates = candidate_texts(texts, index or None, k, state, settings)  # before decoding
+    vec = await _clip_vector(video, index or None, state, settings)
+    ranked = await rank_texts(state, encoders, vec, candidates, index or None, k)
     return CaptionsResponse(captions=[{"text": t, "score": s} for t, s in ranked])

@@ -47,7 +47,13 @@ def test_model_with_foreign_index_is_refused_and_old_keeps_serving(settings, tin
 def test_missing_or_outside_model_is_refused_with_the_reason(settings, tiny_model_b_dir):
     with start(settings) as c:
         r = c.post("/v1/admin/models/activate", json={"model": "no-such-model"}, headers=AUTH)
-        assert r.status_code == 422 and "unknown model 'no-such-model'" in r.json()["detail"]
+        assert r.status_code == 404 and "model 'no-such-model' not found" in r.json()["detail"]
+        assert "tiny-clip" in r.json()["detail"]  # the registry names it could have been
+        body = {"model": "tiny-clip", "indexes": {"nope": "v1"}}
+        r = c.post("/v1/admin/models/activate", json=body, headers=AUTH)
+        assert r.status_code == 404 and "index 'nope' not found; published: demo" in r.json()["detail"]
+        r = c.post("/v1/admin/indexes/nope/reload", headers=AUTH)
+        assert r.status_code == 404 and "nope" in r.json()["detail"]
         weights = tiny_model_b_dir / "open_clip_model.safetensors"
         outside = ("/nowhere/model", str(tiny_model_b_dir), f"local-dir:{tiny_model_b_dir}", "../models/x")
         for ref in (*outside, f"openclip:ViT-B-32@{weights}"):
@@ -84,7 +90,7 @@ def test_reload_index_version_and_bad_version(settings, tiny_model_dir, media_di
         r = c.post("/v1/admin/indexes/demo/reload", json={"version": "v0001"}, headers=AUTH)
         assert r.json()["indexes"] == {"demo": "v0001"}
         r = c.post("/v1/admin/indexes/demo/reload", json={"version": "v0099"}, headers=AUTH)
-        assert r.status_code == 422 and "v0099" in r.json()["detail"]
+        assert r.status_code == 404 and "v0099" in r.json()["detail"]
         assert c.post("/v1/search/text", json={"query": "x"}).json()["version"] == "v0001"
 
 

@@ -106,7 +106,11 @@ def test_openapi_documents_the_contract_with_examples(client):
     assert {"image", "k", "index", "media"} <= set(schemas[ref]["properties"])
     assert schemas[ref]["required"] == ["image"]
     limits = client.app.state.settings.limits  # the limits the service enforces, from its Settings
-    assert schemas[ref]["properties"]["k"]["maximum"] == limits.max_k
+    k = schemas[ref]["properties"]["k"]["anyOf"]  # the bounded integer, or an empty part (the default)
+    assert k == [
+        {"type": "integer", "minimum": 1, "maximum": limits.max_k},
+        {"type": "string", "maxLength": 0},
+    ]
     text = schemas["TextSearchRequest"]["properties"]
     assert text["query"]["maxLength"] == limits.max_text_chars and text["query"]["minLength"] == 1
     assert text["where"]["anyOf"][0]["maxProperties"] == 16
@@ -114,6 +118,56 @@ def test_openapi_documents_the_contract_with_examples(client):
         assert op["responses"][status]["content"]["application/json"]["schema"]["$ref"].endswith(
             "/ErrorResponse"
         )
+
+
+def _form(spec, path):
+    body = spec["paths"][path]["post"]["requestBody"]
+    ref = body["content"]["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]
+    return body, spec["components"]["schemas"][ref]
+
+
+def test_openapi_forms_of_caption_vqa_classify_and_the_video_routes(client):
+    """FastAPI's own form schemas: caption and VQA take an image, a video or an indexed video's id (one
+    of them), with their limits from Settings; classify's labels need two parts; responses are left as
+    the models say."""
+    import re
+
+    spec = client.get("/openapi.json").json()
+    limits = client.app.state.settings.limits
+    for path in ("/v1/caption", "/v1/vqa"):
+        body, form = _form(spec, path)
+        assert body["required"] is True
+        assert [branch["required"] for branch in form["anyOf"]] == [["image"], ["video"], ["id"]]
+        assert form["properties"]["image"]["format"] == form["properties"]["video"]["format"] == "binary"
+        encoding = body["content"]["multipart/form-data"]["encoding"]
+        assert (
+            "image/png" in encoding["image"]["contentType"]
+            and "video/mp4" in encoding["video"]["contentType"]
+        )
+    _, caption = _form(spec, "/v1/caption")
+    assert caption["properties"]["k"]["anyOf"][0]["maximum"] == limits.max_caption_k
+    assert caption["properties"]["mode"]["anyOf"][0]["enum"] == ["auto", "generate", "retrieve"]
+    _, vqa = _form(spec, "/v1/vqa")
+    assert (
+        vqa["required"] == ["question"]
+        and vqa["properties"]["question"]["maxLength"] == limits.max_question_chars
+    )
+    _, classify = _form(spec, "/v1/classify")
+    assert set(classify["required"]) == {"image", "labels"}
+    labels = re.compile(classify["properties"]["labels"]["pattern"])
+    assert all(labels.match(t) for t in ("cat, dog", "cat\ndog", " ,cat,,dog ,", "cat,cat"))
+    assert not any(labels.match(t) for t in ("cat", "cat,", " , ", "cat,\x00dog"))
+    assert spec["components"]["schemas"]["ClassifyResponse"]["properties"]["labels"]["type"] == "array"
+    for path in ("/v1/search/video", "/v1/search/video-to-text", "/v1/embed/image"):
+        _, form = _form(spec, path)
+        assert {"video", "image"} & set(form["required"]), path
+    responses = spec["paths"]["/v1/caption"]["post"]["responses"]["200"]["content"]["application/json"]
+    assert {r["$ref"].rsplit("/", 1)[1] for r in responses["schema"]["anyOf"]} == {
+        "CaptionResponse",
+        "VideoCaptionResponse",
+    }
+    admin = spec["paths"]["/v1/admin/models/activate"]["post"]["responses"]
+    assert admin["403"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
 
 
 def test_web_page_is_served_at_root(client):

@@ -14,9 +14,14 @@ def test_short_schemathesis_run_finds_no_server_error_or_undocumented_status(set
 
     settings.allowed_hosts = ["127.0.0.1"]
     with running_service(settings) as url:
-        found = fuzz.run(url, max_time=25, max_examples=6, workdir=tmp_path, admin=ADMIN)
-    for check in found:  # the ones the service can always satisfy; see the report for the rest
-        assert not check.startswith(("ST101", "ST103", "ST205", "ST204")), found
+        result = fuzz.run(url, max_time=25, max_examples=6, workdir=tmp_path, admin=ADMIN)
+    found = result.failures
+    assert result.cases > 0
+    # the checks the service always satisfies: no server error, undocumented status, response off its
+    # schema, Allow mismatch or schema-violating request accepted (ST202 still has /knn-service's
+    # hand-parsed body)
+    for check in found:
+        assert not check.startswith(("ST101", "ST103", "ST108", "ST201", "ST205", "ST204")), found
 
 
 def test_mixed_load_generator_reports_every_route(settings):

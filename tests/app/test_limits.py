@@ -66,3 +66,23 @@ def test_declared_length_over_the_limit_is_413_before_reading(client):
 def test_json_route_takes_bodies_up_to_the_json_limit(client):
     r = client.post("/v1/search/text", json={"query": "a cow", "k": 3, "pad": "x" * 60_000})
     assert r.status_code == 200, r.text
+
+
+def test_embed_text_takes_its_documented_maximum_and_413s_past_its_own_limit(client):
+    """/v1/embed/text documents MAX_TEXTS texts of MAX_TEXT_CHARS characters: the most that allows (each
+    character an astral one, 12 bytes as JSON escapes) is answered, far over the 64 KiB JSON limit; a
+    body past the route's own limit is 413 naming the settings it comes from, read no further."""
+    from app.limits import texts_body_bytes
+
+    limits = client.app.state.settings.limits
+    texts = ["\N{MUSICAL SYMBOL G CLEF}" * limits.max_text_chars] * limits.max_texts
+    body = json.dumps({"texts": texts}).encode()  # ensure_ascii: "\ud834\udd1e" per character
+    assert limits.max_json_bytes < len(body) <= texts_body_bytes(limits)
+    r = client.post("/v1/embed/text", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text[:300]
+    assert len(r.json()["vectors"]) == limits.max_texts
+    limit = texts_body_bytes(limits)
+    ctype = [(b"content-type", b"application/json")]
+    status, detail, pulled = _call(client.app, "/v1/embed/text", limit + 1, ctype, b'{"texts": ["')
+    assert status == 413 and str(limit) in detail and "XMODAL_LIMITS__MAX_TEXTS" in detail
+    assert pulled <= limit + CHUNK

@@ -166,4 +166,4 @@ def test_bad_base64_and_json_instead_of_an_upload(client):
     r = client.post("/knn-service", json={"image": "not base64!!"})
     assert r.status_code == 422 and "image: not valid base64" in r.json()["detail"]
     r = client.post("/v1/search/image", json={"image_b64": "iVBORw0KGgo="})  # multipart only
-    assert r.status_code == 422 and "image" in r.json()["detail"]
+    assert r.status_code == 415 and "multipart/form-data" in r.json()["detail"]

@@ -222,7 +222,7 @@ def test_caption_modes_auto_and_retrieve(vclient, video_home):
         s["text"] in BANK and s["method"] == "retrieve" for s in r.json()["segments"]
     )
     bad = vclient.post("/v1/caption", data={"index": "clips", "id": "vid-a", "mode": "poem"})
-    assert bad.status_code == 422 and "auto, generate, retrieve" in bad.json()["detail"]
+    assert bad.status_code == 422 and all(m in bad.json()["detail"] for m in ("auto", "generate", "retrieve"))
 
 
 def test_caption_of_an_indexed_video_by_id_uses_its_index_segments(vclient, video_home):
@@ -233,9 +233,11 @@ def test_caption_of_an_indexed_video_by_id_uses_its_index_segments(vclient, vide
     assert [s["text"] for s in segs] == ["a red frame", "a green frame", "a blue frame"]
     rows = _stored_rows(home, "vid-a")[1][1:]  # the index job's segments of this video
     assert [(s["start"], s["end"]) for s in segs] == [pytest.approx((r.start, r.end), abs=1e-3) for r in rows]
+    r = vclient.post("/v1/vqa", data={"index": "clips", "id": "vid-a", "question": QUESTION})
+    assert r.status_code == 200, r.text
+    assert [s["text"] for s in r.json()["segments"]] == ["red", "green", "blue"]
     js = vclient.post("/v1/vqa", json={"index": "clips", "id": "vid-a", "question": QUESTION})
-    assert js.status_code == 200, js.text
-    assert [s["text"] for s in js.json()["segments"]] == ["red", "green", "blue"]
+    assert js.status_code == 415 and "multipart/form-data" in js.json()["detail"]  # a form, not JSON
 
 
 def test_images_still_go_to_the_image_handlers(vclient, media_dir):
@@ -291,7 +293,7 @@ def test_unknown_video_id_and_image_id_are_4xx(vclient):
     r = vclient.post("/v1/caption", data={"index": "nope", "id": "vid-a"})
     assert r.status_code == 404 and "nope" in r.json()["detail"]
     r = vclient.post("/v1/search/video", data={"k": "3"})
-    assert r.status_code == 422 and "video: missing" in r.json()["detail"]
+    assert r.status_code == 422 and "video: Field required" in r.json()["detail"]
     assert vclient.get("/healthz").status_code == 200
 
 

@@ -54,3 +54,26 @@ def test_other_class_lists_map_by_name_and_unknown_names_say_so():
     assert cat.ancestors & category_synsets("animal") and car.ancestors & category_synsets("vehicle")
     with pytest.raises(ValueError, match="xqzv"):
         concepts_for(["xqzv"])
+
+
+def test_synset_reads_from_many_threads_match_one_thread():
+    """The service looks synsets up from several worker threads at once; each read gets its own
+    synset (nltk's shared seek + readline interleaved: None or a WordNetError, a 500 under load)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from training.concepts import wordnet
+
+    wn = wordnet()
+    offsets = [s.offset() for s in list(wn.all_synsets("n"))[:2000]]
+
+    def read(chunk):
+        names = []
+        for off in chunk:
+            wn._synset_offset_cache["n"].pop(off, None)  # read the data file again, not nltk's cache
+            names.append(wn.synset_from_pos_and_offset("n", off).name())
+        return names
+
+    alone = read(offsets)
+    with ThreadPoolExecutor(8) as pool:
+        parts = list(pool.map(read, [offsets[i::8] for i in range(8)]))
+    assert [parts[i % 8][i // 8] for i in range(len(offsets))] == alone
