@@ -189,13 +189,14 @@ def in_process_encode_rate(model_dir: Path, size: int, threads: int, seconds: fl
 
 
 def report(args, result: dict, rss: tuple[float, float], health: dict | None, encode_rate: float) -> str:
+    model = Path(args.model).name if Path(args.model).is_dir() else args.model
     lines = [
         "## Service: mixed-route load (bench/load.py)",
         "",
-        f"Model `{args.model}`, {args.clients} clients for {args.seconds:g} s (at most {args.requests} "
+        f"Model `{model}`, {args.clients} clients for {args.seconds:g} s (at most {args.requests} "
         f"requests), {args.size}x{args.size} JPEG uploads, {os.cpu_count()} cores, loopback; 1-min load "
-        f"average {os.getloadavg()[0]:.1f} at the end: **the host is shared with other engineers' jobs**, "
-        f"so absolute figures are noisy. Date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        f"average {os.getloadavg()[0]:.1f} at the end (the load generator shares the 2 cores with the "
+        f"server), so read the ratios. Date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
         "| route | requests | answers by status | req/s | p50 ms | p99 ms |",
         "|---|---:|---|---:|---:|---:|",
