@@ -29,7 +29,7 @@ from app.limits import BodyLimitMiddleware
 from app.media import BadInputError, ImageDecoder
 from app.registry import IncompatibleIndexError, NotFoundError, NotReadyError, Registry
 from app.routes import admin, catalog, compat, generate, media, search, video
-from app.schemas import ERROR_RESPONSES, document_limits
+from app.schemas import ERROR_RESPONSES, document_limits, document_model
 from index.store import filter_json_schema
 from training.devices import pick_device
 from training.errors import XModalError
@@ -186,9 +186,11 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     if (WEB_DIR / "index.html").is_file():
         app.mount("/", WebPage(app.router.routes, directory=WEB_DIR, html=True), name="web")
 
-    def openapi() -> dict:  # FastAPI's document, with the limits this service's Settings enforce
+    def openapi() -> dict:  # FastAPI's document, with the limits Settings and the active model enforce
         if app.openapi_schema is None:
             document_limits(FastAPI.openapi(app), settings.limits, filter_json_schema())
+        if registry.state is not None:
+            document_model(app.openapi_schema, registry.state.model.embed_dim, settings.fetch.enabled)
         return app.openapi_schema
 
     app.openapi = openapi

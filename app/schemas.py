@@ -93,11 +93,26 @@ def _form_parts(schema: dict) -> None:
             }
 
 
+def document_model(openapi: dict, dim: int, fetch: bool) -> dict:
+    """The OpenAPI document with what the active model and the fetch setting decide for /knn-service:
+    embedding_input holds exactly `dim` numbers, not all zero, and image_url is accepted only when
+    `fetch` (re-applied on every read, so a hot-swap to another dimension shows)."""
+    body = openapi["paths"]["/knn-service"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    for variant in body["properties"]["embedding_input"].get("anyOf", []):
+        if variant.get("type") == "array":
+            variant.update(minItems=dim, maxItems=dim, contains={"not": {"const": 0}})
+    if not fetch:
+        off = "fetching is off here (XMODAL_FETCH__ENABLED)"
+        body["properties"]["image_url"] = {"enum": [None, ""], "description": off}
+    return openapi
+
+
 def document_limits(openapi: dict, limits, filter_fields: dict) -> dict:
     """The OpenAPI document with the limits the service enforces (from Settings) on the request fields
     of its own models and forms: texts, k, `where`, uploads. A field may name the LimitSettings field that
     bounds it, `Form(json_schema_extra={"x-limit": "max_caption_k"})`: its maximum (an integer) or
-    maxLength (a string). Hand-written inline schemas are left as they are."""
+    maxLength (a string). Of the hand-written inline schemas, /knn-service's text and num_images get
+    the same bounds; the others are left as they are."""
     text = {"type": "string", "minLength": 1, "maxLength": limits.max_text_chars, "pattern": TEXT_PATTERN}
     by_name = {
         "query": text,
@@ -107,6 +122,9 @@ def document_limits(openapi: dict, limits, filter_fields: dict) -> dict:
         "texts": {"type": "array", "items": text, "minItems": 1, "maxItems": limits.max_texts},
         "where": {"anyOf": [{**filter_fields, "type": "object"}, {"type": "null"}]},
     }
+    knn = openapi["paths"]["/knn-service"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    knn["properties"]["text"] = {"anyOf": [text, {"enum": [None, ""]}], "description": "a text query"}
+    knn["properties"]["num_images"] = {**by_name["k"], "default": 40, "description": "how many results"}
     schemas = openapi.get("components", {}).get("schemas", {})
     requests, forms = set(), set()  # the request bodies' schemas (responses keep theirs), and the forms
     for path in openapi.get("paths", {}).values():
@@ -245,12 +263,24 @@ class EmbedResponse(BaseModel):
     vectors: list[list[float]]
 
 
+KNN_QUERIES = ("text", "image", "image_url", "embedding_input")  # a null, "" or [] one counts as absent
+
+
 class KnnRequest(BaseModel):
     """clip-retrieval's /knn-service body: exactly one of text, image, image_url, embedding_input."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "oneOf": [
+                {"required": [f], "properties": {f: {"not": {"enum": [None, "", []]}}}} for f in KNN_QUERIES
+            ]
+        },
+    )
     text: str | None = None
-    image: str | None = Field(None, description="base64 image bytes")
+    image: str | None = Field(
+        None, description="base64 image bytes", json_schema_extra={"contentEncoding": "base64"}
+    )
     image_url: str | None = Field(None, description="fetched only when XMODAL_FETCH__ENABLED")
     embedding_input: list[float] | None = None
     modality: Literal["image", "text"] = "image"

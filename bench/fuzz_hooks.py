@@ -10,8 +10,8 @@ A schema cannot say which bytes make a readable image or video, and schemathesis
 bytes for file parts (random ones, an empty file, its PNG sample as a video). Two rules keep the
 run about what the schema does say, each as narrow as the gap:
 - ST202 (valid data rejected) is dropped only when some file part held bytes that are no real file
-  of its kind: no readable image in an `image` part, not the MP4 above in a `video` part
-  (`filter_failure`); with real files, every rejection still counts;
+  of its kind: no readable image in an `image` part (or in /knn-service's base64 `image`), not the
+  MP4 above in a `video` part (`filter_failure`); with real files, every rejection still counts;
 Two patches for schemathesis 4.x bugs on multipart forms:
 - its coverage phase builds one "valid" form per operation with custom media types, filling every
   other required field with "" whatever its schema says (minLength, pattern); such a field gets its
@@ -22,6 +22,7 @@ Two patches for schemathesis 4.x bugs on multipart forms:
   the test gets each file part as a text of the same length instead (`_files_as_text`).
 """
 
+import base64
 import io
 
 import numpy as np
@@ -118,9 +119,15 @@ def _is_real_file(field: str, data: bytes) -> bool:
 
 
 def _sent_other_bytes(case) -> bool:
-    """Whether a file part of the case held bytes that are not a real file of its kind."""
-    parts = case.body.items() if isinstance(case.body, dict) else ()
-    files = {k: getattr(v, "data", v) for k, v in parts if _is_file_value(v)}
+    """Whether a file part of the case (or /knn-service's base64 `image` in JSON) held bytes that are
+    not a real file of its kind."""
+    body = case.body if isinstance(case.body, dict) else {}
+    files = {k: getattr(v, "data", v) for k, v in body.items() if _is_file_value(v)}
+    if isinstance(body.get("image"), str) and body["image"]:
+        try:
+            files["image"] = base64.b64decode(body["image"], validate=True)
+        except ValueError:  # binascii.Error: not even base64
+            return True
     return any(not _is_real_file(k, data) for k, data in files.items())
 
 

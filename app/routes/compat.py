@@ -20,7 +20,7 @@ from app.deps import DecoderDep, EncodersDep, ServingDep, SettingsDep, check_k, 
 from app.limits import upload_body
 from app.media import BadInputError
 from app.routes.search import media_url, public_meta
-from app.schemas import KnnRequest, MetadataRequest
+from app.schemas import KNN_QUERIES, KnnRequest, MetadataRequest
 
 router = APIRouter(tags=["clip-retrieval"])
 
@@ -56,10 +56,9 @@ def _int(body: dict, name: str, default: int) -> int:
     raw = body.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        return int(raw)
-    except (TypeError, ValueError, OverflowError):
-        raise BadInputError(f"{name}: {raw!r} is not an integer") from None
+    if isinstance(raw, bool) or not (isinstance(raw, int) or (isinstance(raw, float) and raw.is_integer())):
+        raise BadInputError(f"{name}: {raw!r} is not an integer")  # JSON's true is no count, nor is "10"
+    return int(raw)
 
 
 async def _fetch(url: str, settings: Settings) -> bytes:
@@ -95,7 +94,7 @@ async def _fetch(url: str, settings: Settings) -> bytes:
 
 async def _query_vector(body: dict, state, encoders, decoder, settings: Settings) -> torch.Tensor:
     """(D,) normalised query from text, image (base64), image_url or embedding_input."""
-    given = [f for f in ("text", "image", "image_url", "embedding_input") if body.get(f) not in (None, "")]
+    given = [f for f in KNN_QUERIES if body.get(f) not in (None, "", [])]
     if len(given) != 1:
         raise BadInputError(
             "query: send exactly one of text, image, image_url, embedding_input "
@@ -110,13 +109,14 @@ async def _query_vector(body: dict, state, encoders, decoder, settings: Settings
         return await encoders.encode_image(state.model, await decoder.decode(data, "image_url"))
     vec = body["embedding_input"]
     dim = state.model.embed_dim
-    try:
-        t = torch.tensor(vec, dtype=torch.float32).flatten()
+    try:  # float64: any JSON number short of overflow is a direction, however large or small
+        t = torch.tensor(vec, dtype=torch.float64).flatten()
     except (TypeError, ValueError, RuntimeError, OverflowError):
         raise BadInputError("embedding_input: must be a list of numbers") from None
-    if t.numel() != dim or not torch.isfinite(t).all() or t.norm() == 0:
+    if t.numel() != dim or not torch.isfinite(t).all() or not t.any():
         raise BadInputError(f"embedding_input: must be {dim} finite numbers, not all zero (got {t.numel()})")
-    return t / t.norm()
+    t = t / t.abs().max()  # first: the squares of 1e200 would overflow the norm
+    return (t / t.norm()).float()
 
 
 def _body(model) -> dict:

@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from app.schemas import KNN_QUERIES
 from tests.app.conftest import start
 
 
@@ -83,6 +84,9 @@ def test_text_modality_ranks_captions(client, tiny_model):
         ({"embedding_input": [1.0, 2.0]}, 422, ["embedding_input", "32"]),
         ({"image": "%%%"}, 422, ["image", "base64"]),
         ({"image_url": "http://example.com/cat.jpg"}, 400, ["image_url", "XMODAL_FETCH__ENABLED"]),
+        ({"text": "a", "num_result_ids": True}, 422, ["num_result_ids", "not an integer"]),
+        ({"text": "a", "num_images": "5"}, 422, ["num_images", "not an integer"]),
+        ({"embedding_input": [0.0] * 32}, 422, ["embedding_input", "not all zero"]),
     ],
 )
 def test_knn_errors_name_the_field(client, query, status, words):
@@ -120,3 +124,18 @@ def test_metadata_and_indices_list(client):
     assert client.get("/indices-list").json() == ["demo"]
     r = client.post("/metadata", content=json.dumps({"ids": "img1"}))
     assert r.status_code == 422 and "ids" in r.json()["detail"]
+
+
+def test_knn_schema_says_what_the_service_takes(client):
+    """Exactly one query field (null, "" or [] count as absent), embedding_input of the active model's
+    dimension, image_url only when fetching is on: what the schema admits is answered 200."""
+    body = client.get("/openapi.json").json()["paths"]["/knn-service"]["post"]["requestBody"]
+    schema = body["content"]["application/json"]["schema"]
+    assert [v["required"] for v in schema["oneOf"]] == [[f] for f in KNN_QUERIES]
+    array = next(v for v in schema["properties"]["embedding_input"]["anyOf"] if v.get("type") == "array")
+    assert array["minItems"] == array["maxItems"] == 32
+    assert schema["properties"]["image_url"]["enum"] == [None, ""]
+    assert schema["properties"]["num_images"]["maximum"] == 100
+    assert knn(client, text="a red square", embedding_input=[]).status_code == 200
+    huge = knn(client, embedding_input=[1e200] * 16 + [-1e-300] * 16)  # a direction, however scaled
+    assert huge.status_code == 200 and huge.json(), huge.text
