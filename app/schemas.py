@@ -316,7 +316,8 @@ class IndexesResponse(BaseModel):
 class ActivateModelRequest(BaseModel):
     model_config = _example(model="default-v2", indexes={"demo": "v2"})
     model: str = Field(
-        description="a model id or dir under <home>/models, a registry name, openclip:ARCH@TAG, hf-hub:REPO"
+        description="a model id or dir under <home>/models, a registry name, openclip:ARCH@TAG, hf-hub:REPO",
+        pattern=TEXT_PATTERN,
     )
     indexes: dict[str, str] | None = Field(
         None, description="index versions to serve with it (default: each index's CURRENT)"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, HTTPException
 
-from app.deps import RegistryDep, require_admin
+from app.deps import RegistryDep, check_text, require_admin
 from app.registry import NotFoundError, ServingState
 from app.schemas import ADMIN_RESPONSES, ActivateModelRequest, ReloadIndexRequest, SwapResponse
 
@@ -74,6 +74,7 @@ async def activate_model(body: ActivateModelRequest, registry: RegistryDep) -> S
     """Loads, warms and switches to a model (with each index's CURRENT version unless given);
     on failure the old model keeps serving and the reason comes back."""
     t0 = time.perf_counter()
+    check_text(body.model, registry.settings, "model")  # no lone surrogate reaches a path or a hub name
     _check_request(body, registry.settings.models_dir, registry.settings.indexes_dir)
     return _swap_response(await registry.activate_model(body.model, body.indexes), t0)
 

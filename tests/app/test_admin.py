@@ -1,5 +1,6 @@
 """Admin auth and hot-swap: model activation, index reload, refusal of foreign indexes, the watcher."""
 
+import json
 import shutil
 import time
 
@@ -46,6 +47,10 @@ def test_model_with_foreign_index_is_refused_and_old_keeps_serving(settings, tin
 
 def test_missing_or_outside_model_is_refused_with_the_reason(settings, tiny_model_b_dir):
     with start(settings) as c:
+        for bad in ("~c\ud91dp\x08", "tiny\x00clip"):  # found by the fuzz: a lone surrogate was a 500
+            r = c.post("/v1/admin/models/activate", content=json.dumps({"model": bad}), headers={
+                **AUTH, "content-type": "application/json"})  # fmt: skip
+            assert r.status_code == 422 and "model" in r.json()["detail"], r.text
         r = c.post("/v1/admin/models/activate", json={"model": "no-such-model"}, headers=AUTH)
         assert r.status_code == 404 and "model 'no-such-model' not found" in r.json()["detail"]
         assert "tiny-clip" in r.json()["detail"]  # the registry names it could have been
