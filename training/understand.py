@@ -39,8 +39,7 @@ _JUNK = re.compile(
     r"|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)\b"
 )
 _ANY = {None, "object", "objects", "thing", "things", "item", "items"}
-YES_NO_PROMPT = "a photo of a {}."
-CLASS_PROMPT = "a photo of a {}."  # zero-shot ImageNet classes for a model without a classifier
+PROMPT = "a photo of a {}."  # zero-shot: yes/no things, and ImageNet classes for a model without a classifier
 KIND_TOP = 5  # a kind answer is unsure unless one of the top-5 classes is of the asked category
 
 
@@ -68,13 +67,12 @@ def image_features(model, pixels: torch.Tensor) -> list[ImageFeatures]:
         fmap = net.feature_map(pixels)  # (B, W, h, w)
         pooled = fmap.mean((2, 3))
         tokens = fmap.flatten(2).transpose(1, 2)
-        emb = model.image_head(pooled, normalize=True)
+        emb = F.normalize(model.image_head(pooled, normalize=True).float(), dim=-1)
         probs = net.logits(pooled).softmax(-1)
     else:  # no separable tower (open_clip models): the embedding stands in for the pooled output
         tokens = model.image_tokens(pixels)
         emb = F.normalize(model.encode_image(pixels, normalize=True).float(), dim=-1)
         pooled, probs = emb, _zero_shot_classes(model, emb)
-    emb = F.normalize(emb.float(), dim=-1)
     return [
         ImageFeatures(pooled[i].float().cpu(), tokens[i].cpu(), emb[i].cpu(),
                       probs[i].float().cpu())
@@ -144,7 +142,7 @@ def _zero_shot_classes(model, emb: torch.Tensor) -> torch.Tensor:
     probabilities of a model without a classifier, so concepts, kind answers and yes/no contrast
     work for every dual encoder. The class prompts are embedded once per model (`prepare`)."""
     if model not in _CLASS_PROMPTS:
-        _CLASS_PROMPTS[model] = model.embed_texts([CLASS_PROMPT.format(c) for c in _classes(model)]).float()
+        _CLASS_PROMPTS[model] = model.embed_texts([PROMPT.format(c) for c in _classes(model)]).float()
     labels = _CLASS_PROMPTS[model].to(emb.device)
     probs = torch.stack([model.zero_shot_probs(e, labels).float() for e in emb])
     return probs / probs.sum(-1, keepdim=True).clamp(min=1e-12)
@@ -161,18 +159,18 @@ _CONTRAST: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 @torch.inference_mode()
 def _contrast(model) -> torch.Tensor:
-    """(K, D) prompt embeddings of the tower's basic concept names (or a fixed noun list): the
+    """(K, D) prompt embeddings of the model's basic concept names: the
     reference a yes/no score is measured against, so that it means the same on every image."""
     if model not in _CONTRAST:
         names = sorted({c.basic for c in _concepts(model)})
-        _CONTRAST[model] = model.embed_texts([YES_NO_PROMPT.format(n) for n in names]).float()
+        _CONTRAST[model] = model.embed_texts([PROMPT.format(n) for n in names]).float()
     return _CONTRAST[model]
 
 
 @torch.inference_mode()
 def yes_no_scores(model, embeddings: torch.Tensor, things: list[str]) -> torch.Tensor:
     """(B, D) image embeddings, B things -> (B,) z-scores of each thing's prompt against the contrast set."""
-    prompts = model.embed_texts([YES_NO_PROMPT.format(t) for t in things]).float()  # (B, D)
+    prompts = model.embed_texts([PROMPT.format(t) for t in things]).float()  # (B, D)
     ref = embeddings @ _contrast(model).T  # (B, K)
     s = (embeddings * prompts).sum(-1)
     return (s - ref.mean(1)) / ref.std(1).clamp(min=1e-6)
@@ -203,7 +201,7 @@ def _kind(model, feat: ImageFeatures, target: str | None, k: int) -> list[Result
     return [Result(name, p, "kind", unsure) for name, p in ranked]
 
 
-FOCUS_MASS = 0.1
+FOCUS_MASS = 0.1  # least probability the asked word's classes need before their map is read
 
 
 @torch.inference_mode()
