@@ -93,11 +93,16 @@ def _form_parts(schema: dict) -> None:
             }
 
 
+def _knn_body(openapi: dict) -> dict:
+    """/knn-service's JSON body schema (inline: the route parses its body itself, app/routes/compat.py)."""
+    return openapi["paths"]["/knn-service"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+
+
 def document_model(openapi: dict, dim: int, fetch: bool) -> dict:
     """The OpenAPI document with what the active model and the fetch setting decide for /knn-service:
     embedding_input holds exactly `dim` numbers, not all zero, and image_url is accepted only when
     `fetch` (re-applied on every read, so a hot-swap to another dimension shows)."""
-    body = openapi["paths"]["/knn-service"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    body = _knn_body(openapi)
     for variant in body["properties"]["embedding_input"].get("anyOf", []):
         if variant.get("type") == "array":
             variant.update(minItems=dim, maxItems=dim, contains={"not": {"const": 0}})
@@ -122,7 +127,7 @@ def document_limits(openapi: dict, limits, filter_fields: dict) -> dict:
         "texts": {"type": "array", "items": text, "minItems": 1, "maxItems": limits.max_texts},
         "where": {"anyOf": [{**filter_fields, "type": "object"}, {"type": "null"}]},
     }
-    knn = openapi["paths"]["/knn-service"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    knn = _knn_body(openapi)
     knn["properties"]["text"] = {"anyOf": [text, {"enum": [None, ""]}], "description": "a text query"}
     knn["properties"]["num_images"] = {**by_name["k"], "default": 40, "description": "how many results"}
     schemas = openapi.get("components", {}).get("schemas", {})
