@@ -149,6 +149,14 @@ def candidate_texts(texts: str | None, index: str | None, k: int, state: Serving
     return candidates
 
 
+async def captions_response(
+    state: ServingState, encoders, vec: torch.Tensor, texts: list[str] | None, index: str | None, k: int
+) -> CaptionsResponse:
+    """/search/image-to-text's and /search/video-to-text's answer: the k texts closest to `vec`."""
+    ranked = await rank_texts(state, encoders, vec, texts, index, k)
+    return CaptionsResponse(captions=[{"text": t, "score": s} for t, s in ranked])
+
+
 @router.post("/search/image-to-text", response_model=CaptionsResponse)
 async def image_to_text(
     image: ImageDep,
@@ -162,5 +170,4 @@ async def image_to_text(
     """Captions that best describe an image: from `texts` (one per line) or the index's captions."""
     candidates = candidate_texts(texts, index or None, k, state, settings)
     vec = await encoders.encode_image(state.model, image)
-    ranked = await rank_texts(state, encoders, vec, candidates, index or None, k)
-    return CaptionsResponse(captions=[{"text": t, "score": s} for t, s in ranked])
+    return await captions_response(state, encoders, vec, candidates, index or None, k)

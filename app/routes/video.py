@@ -31,7 +31,14 @@ from app.deps import EncodersDep, ServingDep, SettingsDep, caption_method, check
 from app.limits import video_body
 from app.media import BadInputError
 from app.registry import NotFoundError, ServingState
-from app.routes.search import CaptionsK, IndexForm, TextsForm, candidate_texts, rank_texts, search_vector
+from app.routes.search import (
+    CaptionsK,
+    IndexForm,
+    TextsForm,
+    candidate_texts,
+    captions_response,
+    search_vector,
+)
 from app.schemas import Answer, CaptionsResponse, ScoredText, SearchResponse
 from app.segments import Solver, VideoAnswer, solve_video
 from training.errors import XModalError
@@ -410,5 +417,4 @@ async def video_to_text(
     """Captions that best describe an uploaded clip: from `texts` (one per line) or the index's captions."""
     candidates = candidate_texts(texts, index or None, k, state, settings)  # before decoding
     vec = await _clip_vector(video, index or None, state, settings)
-    ranked = await rank_texts(state, encoders, vec, candidates, index or None, k)
-    return CaptionsResponse(captions=[{"text": t, "score": s} for t, s in ranked])
+    return await captions_response(state, encoders, vec, candidates, index or None, k)
