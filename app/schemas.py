@@ -103,12 +103,14 @@ def document_model(openapi: dict, dim: int, fetch: bool) -> dict:
     embedding_input holds exactly `dim` numbers, not all zero, and image_url is accepted only when
     `fetch` (re-applied on every read, so a hot-swap to another dimension shows)."""
     body = _knn_body(openapi)
-    for variant in body["properties"]["embedding_input"].get("anyOf", []):
-        if variant.get("type") == "array":
-            variant.update(minItems=dim, maxItems=dim, contains={"not": {"const": 0}})
+    vector = {"type": "array", "items": {"type": "number"}, "minItems": dim, "maxItems": dim}
+    body["properties"]["embedding_input"] = {
+        "anyOf": [{**vector, "contains": {"not": {"const": 0}}}, {"enum": KNN_QUERIES["embedding_input"]}],
+        "description": f"a query vector of the active model's {dim} dimensions",
+    }
     if not fetch:
         off = "fetching is off here (XMODAL_FETCH__ENABLED)"
-        body["properties"]["image_url"] = {"enum": [None, ""], "description": off}
+        body["properties"]["image_url"] = {"enum": KNN_QUERIES["image_url"], "description": off}
     return openapi
 
 
@@ -128,7 +130,10 @@ def document_limits(openapi: dict, limits, filter_fields: dict) -> dict:
         "where": {"anyOf": [{**filter_fields, "type": "object"}, {"type": "null"}]},
     }
     knn = _knn_body(openapi)
-    knn["properties"]["text"] = {"anyOf": [text, {"enum": [None, ""]}], "description": "a text query"}
+    knn["properties"]["text"] = {
+        "anyOf": [text, {"enum": KNN_QUERIES["text"]}],
+        "description": "a text query",
+    }
     knn["properties"]["num_images"] = {**by_name["k"], "default": 40, "description": "how many results"}
     schemas = openapi.get("components", {}).get("schemas", {})
     requests, forms = set(), set()  # the request bodies' schemas (responses keep theirs), and the forms
@@ -268,7 +273,14 @@ class EmbedResponse(BaseModel):
     vectors: list[list[float]]
 
 
-KNN_QUERIES = ("text", "image", "image_url", "embedding_input")  # a null, "" or [] one counts as absent
+# The query fields, each with the values that count as absent (ClipClient sends every field, unused ones
+# null); any other value is a query, and a wrong type is a 422 rather than "absent".
+KNN_QUERIES = {
+    "text": [None, ""],
+    "image": [None, ""],
+    "image_url": [None, ""],
+    "embedding_input": [None, []],
+}
 
 
 class KnnRequest(BaseModel):
@@ -278,7 +290,8 @@ class KnnRequest(BaseModel):
         extra="allow",
         json_schema_extra={
             "oneOf": [
-                {"required": [f], "properties": {f: {"not": {"enum": [None, "", []]}}}} for f in KNN_QUERIES
+                {"required": [f], "properties": {f: {"not": {"enum": absent}}}}
+                for f, absent in KNN_QUERIES.items()
             ]
         },
     )

@@ -94,7 +94,7 @@ async def _fetch(url: str, settings: Settings) -> bytes:
 
 async def _query_vector(body: dict, state, encoders, decoder, settings: Settings) -> torch.Tensor:
     """(D,) normalised query from text, image (base64), image_url or embedding_input."""
-    given = [f for f in KNN_QUERIES if body.get(f) not in (None, "", [])]
+    given = [f for f, absent in KNN_QUERIES.items() if body.get(f) not in absent]
     if len(given) != 1:
         raise BadInputError(
             "query: send exactly one of text, image, image_url, embedding_input "

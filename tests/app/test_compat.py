@@ -127,8 +127,9 @@ def test_metadata_and_indices_list(client):
 
 
 def test_knn_schema_says_what_the_service_takes(client):
-    """Exactly one query field (null, "" or [] count as absent), embedding_input of the active model's
-    dimension, image_url only when fetching is on: what the schema admits is answered 200."""
+    """Exactly one query field (null, and "" for a string or [] for embedding_input, count as absent),
+    embedding_input of the active model's dimension, image_url only when fetching is on: what the schema
+    admits is answered 200, and a query field of the wrong type is refused, not taken as absent."""
     body = client.get("/openapi.json").json()["paths"]["/knn-service"]["post"]["requestBody"]
     schema = body["content"]["application/json"]["schema"]
     assert [v["required"] for v in schema["oneOf"]] == [[f] for f in KNN_QUERIES]
@@ -136,6 +137,10 @@ def test_knn_schema_says_what_the_service_takes(client):
     assert array["minItems"] == array["maxItems"] == 32
     assert schema["properties"]["image_url"]["enum"] == [None, ""]
     assert schema["properties"]["num_images"]["maximum"] == 100
-    assert knn(client, text="a red square", embedding_input=[]).status_code == 200
+    assert knn(client, text="a red square", embedding_input=[], image="", image_url=None).status_code == 200
+    for wrong in ({"image_url": []}, {"image": []}, {"embedding_input": ""}, {"text": []}):
+        query = {"text": "a red square"} if "text" not in wrong else {"embedding_input": [1.0] * 32}
+        r = knn(client, **query, **wrong)
+        assert r.status_code == 422 and "exactly one" in r.json()["detail"], (wrong, r.text)
     huge = knn(client, embedding_input=[1e200] * 16 + [-1e-300] * 16)  # a direction, however scaled
     assert huge.status_code == 200 and huge.json(), huge.text
