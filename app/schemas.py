@@ -245,7 +245,7 @@ class VqaResponse(BaseModel):
     )
     question: str
     answers: list[Answer]
-    solver: str = ""  # easy-vqa head | kind | colour | zero-shot | none
+    solver: str = ""  # easy-vqa head | kind | colour | classes | zero-shot | none
     unsure: bool = False  # the model cannot answer this question about this image
 
 

@@ -202,10 +202,20 @@ def evaluate_model(
     return out
 
 
-def yes_no_pairs(model: XModalModel, feats: dict, spec: dict) -> list[tuple[str, float, bool]]:
-    """(photo key, zero-shot z-score, answer is yes) for every yes/no question of the real-photo set."""
+@dataclasses.dataclass
+class YesNo:
+    """One yes/no question of the real-photo set, as the solvers score it."""
+
+    photo: str
+    z: float  # zero-shot z-score of its thing (understand.yes_no_scores)
+    share: float | None  # the tower's classes of its thing (understand.class_share)
+    yes: bool  # the accepted answer is yes
+
+
+def yes_no_pairs(model: XModalModel, feats: dict, spec: dict) -> list[YesNo]:
+    """Every yes/no question of the real-photo set, scored."""
     from training.questions import parse_question
-    from training.understand import yes_no_scores
+    from training.understand import class_share, yes_no_scores
 
     out = []
     for k, feat in feats.items():
@@ -213,21 +223,21 @@ def yes_no_pairs(model: XModalModel, feats: dict, spec: dict) -> list[tuple[str,
             q = parse_question(qa["question"])
             if q.kind in ("presence", "identity"):
                 z = float(yes_no_scores(model, feat.embedding[None].to(model.device), [q.target])[0])
-                out.append((k, z, qa["answers"] == ["yes"]))
+                out.append(YesNo(k, z, class_share(model, feat, q.target), qa["answers"] == ["yes"]))
     return out
 
 
-def _held_out_yes_z(model: XModalModel, feats: dict, spec: dict) -> dict[str, float]:
-    """Per photo, the yes/no threshold that fits the OTHER photos' questions best."""
-    from training.understand import best_threshold
+def _held_out_yes_no(model: XModalModel, feats: dict, spec: dict) -> dict[str, dict]:
+    """Per photo, the yes/no thresholds (yes_z, absent_share) fitted on the OTHER photos' questions."""
+    from training.understand import absent_threshold, best_threshold
 
     pairs = yes_no_pairs(model, feats, spec)
-    return {
-        k: best_threshold(
-            [z for o, z, y in pairs if o != k and y], [z for o, z, y in pairs if o != k and not y]
-        )
-        for k in feats
-    }
+    out = {}
+    for k in feats:
+        others = [p for p in pairs if p.photo != k]
+        yes_z = best_threshold([p.z for p in others if p.yes], [p.z for p in others if not p.yes])
+        out[k] = {"yes_z": yes_z, "absent_share": absent_threshold(others)}
+    return out
 
 
 def real_photo_set() -> dict:
@@ -311,13 +321,13 @@ def evaluate_real_photos(model: XModalModel, calibration, bank: list[str] | None
 
     spec, images, feats, own = real_photos(model)
     keys = sorted(feats)
-    yes_z = _held_out_yes_z(model, feats, spec)
+    yes_no = _held_out_yes_no(model, feats, spec)
     rows = bank_rows(model, calibration, feats, spec, own, bank or [])
     right, per_kind, methods, hits, solvers = [], {}, {}, [], {}
     for k in keys:
         feat = feats[k]
         cut = best_bank_cut([r[1:] for o, r in rows.items() if o != k])
-        held_out = dataclasses.replace(calibration, yes_z=yes_z.get(k, calibration.yes_z), bank_score=cut)
+        held_out = dataclasses.replace(calibration, **yes_no[k], bank_score=cut)
         cap = caption_image(model, feat, held_out, rows[k][0], k=1, image=images[k])[0]
         methods[cap.method] = methods.get(cap.method, 0) + 1
         hits.append(caption_hit(cap.text, spec[k]["caption_words"]))

@@ -11,8 +11,9 @@ or for a model without one (a CLIP or SigLIP users bring) zero-shot by its own r
                      bank (best bank caption above a calibrated score) |
                      concept ("a tabby, a kind of cat") -- each caption names its method
     answer_question  easy-vqa head (its domain) | kind (best concept under the asked WordNet category) |
-                     colour (pixels, training/colours.py) | yes/no (zero-shot, calibrated z-score) |
-                     unsure -- each answer names its solver
+                     colour (pixels, training/colours.py) | yes/no: "classes" (no, where the tower has
+                     classes of the thing and they hold too little probability) else zero-shot
+                     (calibrated z-score) | unsure -- each answer names its solver
 
 Thresholds live in the model card's "understanding" section, written by `calibrate` (called by
 `xmodal eval`); without them a solver that needs one answers `unsure` instead of guessing.
@@ -87,11 +88,12 @@ class Calibration:
     domains: dict[str, dict] = field(default_factory=dict)  # name -> {"centroid": [W], "min_cos": float}
     yes_z: float | None = None  # zero-shot z-score above which "is there a X" is yes
     bank_score: float | None = None  # bank caption cosine above which the bank caption is used
+    absent_share: float | None = None  # "is there a X" is no where X's classes hold under this class_share
 
     @classmethod
     def from_card(cls, card: dict) -> "Calibration":
         u = (card or {}).get("understanding") or {}
-        return cls(u.get("domains", {}), u.get("yes_z"), u.get("bank_score"))
+        return cls(u.get("domains", {}), u.get("yes_z"), u.get("bank_score"), u.get("absent_share"))
 
     def domain_of(self, feat: ImageFeatures) -> str:
         """The trained domain the image is closest to, if within that domain's floor, else "photo";
@@ -187,6 +189,16 @@ def _members(model, target: str | None) -> list[int]:
     return [c.index for c in concepts if c.ancestors & cats]
 
 
+def class_share(model, feat: ImageFeatures, thing: str | None) -> float | None:
+    """The probability the tower's classes of `thing` hold, over the share a uniform guess gives them
+    (1: no evidence either way; a photo of a cat gives the 118 dog classes about 0.03); None when the
+    tower has no classes of it."""
+    members = _members(model, thing) if thing not in _ANY else []
+    if not members:
+        return None
+    return float(feat.probs[members].sum()) * len(feat.probs) / len(members)
+
+
 def _kind(model, feat: ImageFeatures, target: str | None, k: int) -> list[Result]:
     concepts = _concepts(model)
     members = _members(model, target)
@@ -258,6 +270,9 @@ def answer_question(
     if q.kind == "colour":
         return _colour(model, feat, image, q.target, k)
     if q.kind in ("presence", "identity"):
+        share = class_share(model, feat, q.target)
+        if cal.absent_share is not None and share is not None and share < cal.absent_share:
+            return [Result("no", 1 - 0.5 * share / cal.absent_share, "classes")]  # 0.5 at the threshold
         z = float(yes_no_scores(model, feat.embedding[None].to(model.device), [q.target])[0])
         if cal.yes_z is None:
             return [Result("yes" if z > 0 else "no", 0.5, "zero-shot", unsure=True)]
@@ -320,6 +335,19 @@ def best_threshold(pos: list[float], neg: list[float]) -> float:
     cuts = sorted(set(pos) | set(neg))
     best = max(cuts, key=lambda c: sum(p >= c for p in pos) + sum(n < c for n in neg))
     return float(best)
+
+
+# The absent threshold sits at this fraction of the least share a "yes" question gave its thing: a margin
+# for the yes questions calibration has not seen (leave one photo out on the real-photo set: at the least
+# share itself one "is there a person?" is lost, at half of it none).
+ABSENT_MARGIN = 0.5
+
+
+def absent_threshold(pairs) -> float | None:
+    """The class_share under which "is there a X" is answered no, from `pairs` (evaluate.YesNo rows):
+    ABSENT_MARGIN of the least share any "yes" question gave its thing; None without one."""
+    shares = [p.share for p in pairs if p.yes and p.share is not None]
+    return round(ABSENT_MARGIN * min(shares), 4) if shares else None
 
 
 def _precision_cut(scores: list[float], right: list[bool], precision: float) -> float | None:
@@ -413,8 +441,9 @@ def calibrate(model, manifests: dict, n: int = 160, seed: int = 0) -> dict:
         spec, _, feats, own = real_photos(model)
         pairs = yes_no_pairs(model, feats, spec)
         out["yes_z"] = round(
-            best_threshold([z for _, z, y in pairs if y], [z for _, z, y in pairs if not y]), 4
+            best_threshold([p.z for p in pairs if p.yes], [p.z for p in pairs if not p.yes]), 4
         )
+        out["absent_share"] = absent_threshold(pairs)
         titles = []
         if "openclipart" in manifests:
             titles = [
@@ -423,7 +452,8 @@ def calibrate(model, manifests: dict, n: int = 160, seed: int = 0) -> dict:
         rows = bank_rows(model, Calibration(out["domains"]), feats, spec, own, titles)
         cut = best_bank_cut([r[1:] for r in rows.values()])
         out["bank_score"] = None if cut is None else round(cut, 4)
-        for name, what in (("yes_z", f"{len(pairs)} yes/no questions"), ("bank_score", "caption words")):
+        yes_no = f"{len(pairs)} yes/no questions"
+        for name, what in (("yes_z", yes_no), ("absent_share", yes_no), ("bank_score", "caption words")):
             out["calibrated_on"][name] = (
                 f"{what} of {len(feats)} real photos (training/eval/real_photos.json; `xmodal eval` "
                 "scores each photo with thresholds fitted on the others)"

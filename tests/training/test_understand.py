@@ -45,6 +45,36 @@ def test_yes_no_threshold_is_read_from_the_card(tiny):
     assert got.unsure  # no calibration: a guess, flagged
 
 
+def test_a_thing_whose_classes_hold_too_little_probability_is_absent(tiny):
+    """class_share: the classes' probability over a uniform guess's; under the card's absent_share the
+    answer is "no" from the classes, above it the zero-shot score decides."""
+    from training.understand import class_share
+
+    model, image, feat = tiny
+    p = dict(zip(model.image_net.classes, feat.probs.tolist(), strict=True))
+    share = class_share(model, feat, "dog")
+    assert share == pytest.approx(p["dog"] * len(p))
+    assert class_share(model, feat, "animal") == pytest.approx((p["cat"] + p["dog"]) * len(p) / 2)
+    assert class_share(model, feat, "shape") is None and class_share(model, feat, None) is None
+    far = {"centroid": (-F.normalize(feat.pooled, dim=0)).tolist(), "min_cos": 0.5}  # so: a photo
+    for absent, method in ((share * 1.01, "classes"), (share * 0.99, "zero-shot")):
+        u = {"yes_z": -100.0, "absent_share": absent, "domains": {"openclipart": far}}
+        got = answer_question(
+            model, feat, image, "is there a dog?", Calibration.from_card({"understanding": u})
+        )
+        assert (got[0].method, got[0].text) == (method, "no" if method == "classes" else "yes")
+
+
+def test_absent_threshold_keeps_every_yes_with_a_margin():
+    from training.evaluate import YesNo
+    from training.understand import ABSENT_MARGIN, absent_threshold
+
+    rows = [YesNo("a", 1.0, 0.4, True), YesNo("b", 2.0, 0.03, False), YesNo("c", 0.5, 0.9, True),
+            YesNo("d", 0.1, None, True)]  # fmt: skip
+    assert absent_threshold(rows) == pytest.approx(ABSENT_MARGIN * 0.4)
+    assert absent_threshold([r for r in rows if not r.yes or r.share is None]) is None
+
+
 def test_kind_answers_the_best_class_under_the_asked_category(tiny):
     model, image, feat = tiny
     names = model.image_net.classes
