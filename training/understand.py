@@ -34,9 +34,9 @@ from training.concepts import Concept, category_synsets, concepts_for, wordnet
 from training.questions import Question, parse_question
 
 # Memorised junk the caption decoder learned from clip-art metadata ("part of the flat icon
-# collection wed aug 25 23 29 46 2004"): such a caption is never returned.
+# collection wed aug 25 23 29 46 2004", "lemon svg theme"): such a caption is never returned.
 _JUNK = re.compile(
-    r"\d|\bcollection\b|\bpart of\b|\bclip ?art\b|\b(?:mon|tue|wed|thu|fri|sat|sun)\b"
+    r"\d|\bcollection\b|\bpart of\b|\bclip ?art\b|\bsvg\b|\b(?:mon|tue|wed|thu|fri|sat|sun)\b"
     r"|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)\b"
 )
 _ANY = {None, "object", "objects", "thing", "things", "item", "items"}
