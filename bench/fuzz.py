@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+CONFIG = Path(__file__).with_name("schemathesis.toml")  # which statuses count as rejecting invalid data
 sys.path.insert(0, str(ROOT))
 
 from bench.report import write_section  # noqa: E402
@@ -69,7 +70,8 @@ def run(base: str, max_time: int, max_examples: int, workdir: Path, admin: str =
     """Runs schemathesis against a started service (its cache goes under `workdir`; `admin` is the
     service's admin token)."""
     cmd = [
-        str(Path(sys.executable).with_name("schemathesis")), "run", f"{base}/openapi.json",
+        str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(CONFIG),
+        "run", f"{base}/openapi.json",
         "--checks", "all", "--header", f"Authorization: Bearer {admin}",
         "--max-time", str(max_time), "--max-examples", str(max_examples), "--seed", str(seed),
         "--workers", "1", "--request-timeout", "30", "--max-response-time", "10",

@@ -72,7 +72,8 @@ def quality(model, cal: Calibration, name: str | None) -> str:
         f"{p['photos']} photos, {p['questions']} hand-written questions, caption bank: {len(bank)} clip-art "
         "train titles + the other photos' captions (never the photo's own); yes/no thresholds fitted "
         "leaving the photo out. Calibrated: yes/no z >= "
-        f"{u['yes_z']}, bank score >= {u['bank_score']} (None: the bank never beat the other captions), "
+        f"{u['yes_z']}, absent below class share {u['absent_share']}, bank score >= {u['bank_score']} "
+        "(None: the bank never beat the other captions), "
         f"domain floors {({k: d['min_cos'] for k, d in u['domains'].items()})}.",
         "",
         "| measure | value | target |",

@@ -54,10 +54,10 @@ def _str(body: dict, name: str) -> str | None:
 
 def _int(body: dict, name: str, default: int) -> int:
     raw = body.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     if isinstance(raw, bool) or not (isinstance(raw, int) or (isinstance(raw, float) and raw.is_integer())):
-        raise BadInputError(f"{name}: {raw!r} is not an integer")  # JSON's true is no count, nor is "10"
+        raise BadInputError(f"{name}: {raw!r} is not an integer")  # JSON's true is no count, nor "10" or ""
     return int(raw)
 
 

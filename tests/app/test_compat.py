@@ -86,6 +86,7 @@ def test_text_modality_ranks_captions(client, tiny_model):
         ({"image_url": "http://example.com/cat.jpg"}, 400, ["image_url", "XMODAL_FETCH__ENABLED"]),
         ({"text": "a", "num_result_ids": True}, 422, ["num_result_ids", "not an integer"]),
         ({"text": "a", "num_images": "5"}, 422, ["num_images", "not an integer"]),
+        ({"text": "a", "num_result_ids": ""}, 422, ["num_result_ids", "not an integer"]),
         ({"embedding_input": [0.0] * 32}, 422, ["embedding_input", "not all zero"]),
     ],
 )
