@@ -52,11 +52,16 @@ def _str(body: dict, name: str) -> str | None:
     return raw
 
 
+def _is_number(x) -> bool:
+    """A JSON number (json gives int or float); JSON's true and false are no numbers."""
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
 def _int(body: dict, name: str, default: int) -> int:
     raw = body.get(name)
     if raw is None:
         return default
-    if isinstance(raw, bool) or not (isinstance(raw, int) or (isinstance(raw, float) and raw.is_integer())):
+    if isinstance(raw, bool) or not isinstance(raw, int):
         raise BadInputError(f"{name}: {raw!r} is not an integer")  # JSON's true is no count, nor "10" or ""
     return int(raw)
 
@@ -109,9 +114,11 @@ async def _query_vector(body: dict, state, encoders, decoder, settings: Settings
         return await encoders.encode_image(state.model, await decoder.decode(data, "image_url"))
     vec = body["embedding_input"]
     dim = state.model.embed_dim
+    if not isinstance(vec, list) or not all(_is_number(x) for x in vec):
+        raise BadInputError("embedding_input: must be a list of numbers")
     try:  # float64: any JSON number short of overflow is a direction, however large or small
-        t = torch.tensor(vec, dtype=torch.float64).flatten()
-    except (TypeError, ValueError, RuntimeError, OverflowError):
+        t = torch.tensor(vec, dtype=torch.float64)
+    except OverflowError:
         raise BadInputError("embedding_input: must be a list of numbers") from None
     if t.numel() != dim or not torch.isfinite(t).all() or not t.any():
         raise BadInputError(f"embedding_input: must be {dim} finite numbers, not all zero (got {t.numel()})")

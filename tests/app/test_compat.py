@@ -87,6 +87,9 @@ def test_text_modality_ranks_captions(client, tiny_model):
         ({"text": "a", "num_result_ids": True}, 422, ["num_result_ids", "not an integer"]),
         ({"text": "a", "num_images": "5"}, 422, ["num_images", "not an integer"]),
         ({"text": "a", "num_result_ids": ""}, 422, ["num_result_ids", "not an integer"]),
+        ({"text": "a", "num_result_ids": 1.5e57}, 422, ["num_result_ids", "not an integer"]),
+        ({"embedding_input": [True, False] * 16}, 422, ["embedding_input", "list of numbers"]),
+        ({"embedding_input": [[1.0] * 32]}, 422, ["embedding_input", "list of numbers"]),
         ({"embedding_input": [0.0] * 32}, 422, ["embedding_input", "not all zero"]),
     ],
 )
