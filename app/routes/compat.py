@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import torch
 from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
@@ -42,28 +43,15 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _str(body: dict, name: str) -> str | None:
-    """A string field; absent, null or "" is None."""
-    raw = body.get(name)
-    if raw is None or raw == "":
-        return None
-    if not isinstance(raw, str):
-        raise BadInputError(f"{name}: must be a string, not {type(raw).__name__}")
-    return raw
-
-
-def _is_number(x) -> bool:
-    """A JSON number (json gives int or float); JSON's true and false are no numbers."""
-    return isinstance(x, int | float) and not isinstance(x, bool)
-
-
-def _int(body: dict, name: str, default: int) -> int:
-    raw = body.get(name)
-    if raw is None:
-        return default
-    if isinstance(raw, bool) or not isinstance(raw, int):
-        raise BadInputError(f"{name}: {raw!r} is not an integer")  # JSON's true is no count, nor "10" or ""
-    return int(raw)
+def _parsed(model: type[BaseModel], body: dict) -> BaseModel:
+    """The body as `model`, checked as strictly as its schema reads (JSON's true is no number, "10" no
+    count); a 422 naming the first field that is off."""
+    try:
+        return model.model_validate(body, strict=True)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(part) for part in err["loc"]) or "body"
+        raise BadInputError(f"{field}: {err['msg']}") from None
 
 
 async def _fetch(url: str, settings: Settings) -> bytes:
@@ -97,29 +85,23 @@ async def _fetch(url: str, settings: Settings) -> bytes:
     return bytes(data)
 
 
-async def _query_vector(body: dict, state, encoders, decoder, settings: Settings) -> torch.Tensor:
+async def _query_vector(req: KnnRequest, state, encoders, decoder, settings: Settings) -> torch.Tensor:
     """(D,) normalised query from text, image (base64), image_url or embedding_input."""
-    given = [f for f, absent in KNN_QUERIES.items() if body.get(f) not in absent]
+    given = [f for f, absent in KNN_QUERIES.items() if getattr(req, f) not in absent]
     if len(given) != 1:
         raise BadInputError(
             "query: send exactly one of text, image, image_url, embedding_input "
             f"(got {', '.join(given) or 'none'})"
         )
     if given == ["text"]:
-        return await encoders.encode_text(state.model, check_text(_str(body, "text"), settings, "text"))
+        return await encoders.encode_text(state.model, check_text(req.text, settings, "text"))
     if given == ["image"]:
-        return await encoders.encode_image(state.model, await decoder.decode(_str(body, "image"), "image"))
+        return await encoders.encode_image(state.model, await decoder.decode(req.image, "image"))
     if given == ["image_url"]:
-        data = await _fetch(_str(body, "image_url"), settings)
+        data = await _fetch(req.image_url, settings)
         return await encoders.encode_image(state.model, await decoder.decode(data, "image_url"))
-    vec = body["embedding_input"]
     dim = state.model.embed_dim
-    if not isinstance(vec, list) or not all(_is_number(x) for x in vec):
-        raise BadInputError("embedding_input: must be a list of numbers")
-    try:  # float64: any JSON number short of overflow is a direction, however large or small
-        t = torch.tensor(vec, dtype=torch.float64)
-    except OverflowError:
-        raise BadInputError("embedding_input: must be a list of numbers") from None
+    t = torch.tensor(req.embedding_input, dtype=torch.float64)  # any JSON number short of overflow
     if t.numel() != dim or not torch.isfinite(t).all() or not t.any():
         raise BadInputError(f"embedding_input: must be {dim} finite numbers, not all zero (got {t.numel()})")
     t = t / t.abs().max()  # first: the squares of 1e200 would overflow the norm
@@ -141,24 +123,19 @@ async def knn_service(
     request: Request, state: ServingDep, encoders: EncodersDep, decoder: DecoderDep, settings: SettingsDep
 ) -> list:
     """Nearest neighbours in clip-retrieval's shape: modality image -> items, text -> captions."""
-    body = await _json_body(request)
-    modality = _str(body, "modality") or "image"
-    if modality not in ("image", "text"):
-        raise BadInputError(f"modality: {modality!r} is not one of image, text")
-    num_images = check_k(_int(body, "num_images", 40), settings, "num_images")
-    num_ids = max(num_images, min(_int(body, "num_result_ids", num_images), settings.limits.max_k))
-    name = _str(body, "indice_name")
-    index = state.index(name)
-    vec = await _query_vector(body, state, encoders, decoder, settings)
+    req = _parsed(KnnRequest, await _json_body(request))
+    num_images = check_k(req.num_images, settings, "num_images")
+    num_ids = max(num_images, min(req.num_result_ids or num_images, settings.limits.max_k))
+    index = state.index(req.indice_name or None)
+    vec = await _query_vector(req, state, encoders, decoder, settings)
     base = str(request.base_url).rstrip("/")
-    if modality == "text":
+    if req.modality == "text":
         texts, bank = await run_in_threadpool(state.caption_bank, index.name)
         top = torch.topk(bank @ vec, min(num_ids, len(texts)))
         results = [{"id": int(i), "similarity": float(s), "caption": texts[i]}
                    for s, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]  # fmt: skip
     else:
-        unique = bool(body.get("deduplicate", True))
-        hits = await encoders.search(index, vec, num_ids, None, None, unique=unique)
+        hits = await encoders.search(index, vec, num_ids, None, None, unique=req.deduplicate)
         results = [_result(index.name, h, base) for h in hits]
     return results[:num_images]
 
@@ -171,14 +148,9 @@ def _result(index_name: str, h, base: str) -> dict:
 @router.post("/metadata", openapi_extra=_body(MetadataRequest))
 async def metadata(request: Request, state: ServingDep) -> list:
     """{"ids": [...], "indice_name": ...} -> [{"id", "metadata": {caption, url, ...}}]."""
-    body = await _json_body(request)
-    ids = body.get("ids")
-    plain = isinstance(ids, list) and all(isinstance(i, str | int) and not isinstance(i, bool) for i in ids)
-    if not plain:
-        raise BadInputError("ids: must be a list of item ids (strings or integers)")
-    if len(ids) > 1000:
-        raise BadInputError(f"ids: {len(ids)} ids is over the limit of 1000")
-    index = state.index(_str(body, "indice_name"))
+    req = _parsed(MetadataRequest, await _json_body(request))
+    ids = req.ids
+    index = state.index(req.indice_name or None)
     base = str(request.base_url).rstrip("/")
 
     def lookup() -> list:  # up to 1,000 SQLite reads: in a worker thread, not on the event loop
