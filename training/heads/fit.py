@@ -1,6 +1,6 @@
-"""Training heads alone on a frozen encoder: everything outside `model.heads` is frozen, then the
-tasks' weighted loss is minimised with AdamW. Multi-task runs that also train the towers go through
-`xmodal train` (training/train.py) with the same Task objects."""
+"""Training heads alone on a frozen encoder: everything outside `model.heads` is frozen, then the one
+training loop (training/loop.py) minimises the tasks' weighted loss. Multi-task runs that also train the
+towers go through `xmodal train` (training/train.py) with the same Task objects and the same loop."""
 
 import time
 from dataclasses import asdict, dataclass
@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 import torch
 from tqdm import tqdm
 
+from training.loop import adamw, train_steps
 from training.model import XModalModel
 from training.tasks import Task
 
@@ -25,37 +26,16 @@ def freeze_encoder(model: XModalModel) -> list[torch.nn.Parameter]:
 def train_heads(
     model: XModalModel, tasks: list[Task], epochs: int, lr: float = 1e-3, seed: int = 0, progress: bool = True
 ) -> dict:
-    """Trains the heads for `epochs` passes over every task (batches interleaved task by task).
-    Returns {"seconds": wall time, "loss/<task>": mean loss of the last epoch}."""
+    """Trains the heads for `epochs` passes over the first task's data; every step takes one batch of every
+    task. AdamW (weight decay 0.01), warmup over the first tenth, then cosine decay. Returns train_steps'
+    {"seconds", "samples_s", "loss", "loss/<task>"} (the last step's losses); leaves the model in eval
+    mode."""
     torch.manual_seed(seed)
-    params = freeze_encoder(model)
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    total = epochs * sum(t.batches_per_epoch(1) for t in tasks)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(total, 1), pct_start=0.1)
-    model.train()
-    start, last = time.perf_counter(), {}
-    with tqdm(total=total, desc="heads", unit="batch", disable=not progress) as bar:
-        for epoch in range(epochs):
-            sums = {t.name: [0.0, 0] for t in tasks}
-            streams = [(t, t.batches(0, 1, seed, epoch)) for t in tasks]
-            while streams:
-                for t, it in list(streams):
-                    batch = next(it, None)
-                    if batch is None:
-                        streams.remove((t, it))
-                        continue
-                    loss = t.loss(model, batch)
-                    opt.zero_grad(set_to_none=True)
-                    (t.weight * loss).backward()
-                    opt.step()
-                    sched.step()
-                    sums[t.name][0] += loss.item()
-                    sums[t.name][1] += 1
-                    bar.update()
-                    bar.set_postfix({t.name: f"{loss.item():.3f}"})
-            last = {f"loss/{n}": s / max(c, 1) for n, (s, c) in sums.items()}
+    opt = adamw(freeze_encoder(model), lr, weight_decay=0.01)
+    total = epochs * tasks[0].batches_per_epoch(1)
+    out = train_steps(model, tasks, opt, total, lr, total // 10, seed=seed, desc="heads", progress=progress)
     model.eval()
-    return {"seconds": time.perf_counter() - start, **last}
+    return out
 
 
 def fill_token_cache(model: XModalModel, cache, items: list[tuple[str, object]], path=None) -> dict:
