@@ -135,7 +135,7 @@ class FeatureStore:
             was_training = self.model.training
             self.model.eval()  # cached rows must not depend on dropout
             desc, unit = f"{kind} {corpus or ''}".strip(), "img" if images else "text"
-            bar = tqdm(total=len(todo), desc=desc, unit=unit, disable=lazy)
+            bar = tqdm(total=len(todo), desc=desc, unit=unit, disable=lazy or not todo)
             for n, i in enumerate(range(0, len(todo), chunk_size)):
                 chunk = todo[i : i + chunk_size]
                 rows.update(zip(chunk, self._compute(kind, [items[k] for k in chunk]), strict=True))
