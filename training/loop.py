@@ -3,7 +3,7 @@ both step through `train_steps`.
 
     opt = adamw(params, lr, weight_decay)
     result = train_steps(model, tasks, opt, total=1000, lr=1e-3, warmup=50)
-        -> {"seconds", "samples_s", "loss", "loss/<task>"}     losses of the last step, mean over ranks
+        -> {"seconds", "loss/<task>"}      wall time; each task's loss at the last step, mean over ranks
 
 Every step draws one batch of every task, minimises the weighted sum of their losses (`TaskLoss`) with
 the learning rate `lr_at(step)` (linear warmup, cosine decay), clips the gradient norm, and calls
@@ -95,7 +95,7 @@ def train_steps(
     progress: bool = True,
 ) -> dict:
     """Steps from `start` to `total` (see the module docstring). `save_every` 0: save only at the end.
-    Returns {"seconds", "samples_s", "loss", "loss/<task>"}; the model is left in train mode."""
+    Returns {"seconds", "loss/<task>"}; the model is left in train mode."""
     env = env or DistEnv(rank=0, world=1, local_rank=0)
     device = model.device
     params = [p for g in opt.param_groups for p in g["params"]]
@@ -137,10 +137,4 @@ def train_steps(
         if save is not None and ((save_every and step % save_every == 0) or step == total):
             save(step, loss_value, time.time() - began)
     bar.close()
-    seconds = time.time() - began
-    return {
-        "seconds": seconds,
-        "samples_s": samples * (step - start) / max(seconds, 1e-9),
-        "loss": loss_value,
-        **{f"loss/{name}": v for name, v in last.items()},
-    }
+    return {"seconds": time.time() - began, **{f"loss/{name}": v for name, v in last.items()}}

@@ -26,8 +26,7 @@ def train_heads(
 ) -> dict:
     """Trains the heads for `epochs` passes over the first task's data; every step takes one batch of every
     task. AdamW (weight decay 0.01), warmup over the first tenth, then cosine decay. Returns train_steps'
-    {"seconds", "samples_s", "loss", "loss/<task>"} (the last step's losses); leaves the model in eval
-    mode."""
+    {"seconds", "loss/<task>"} (the last step's losses); leaves the model in eval mode."""
     torch.manual_seed(seed)
     opt = adamw(freeze_encoder(model), lr, weight_decay=0.01)
     total = epochs * tasks[0].batches_per_epoch(1)
