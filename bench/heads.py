@@ -4,10 +4,10 @@ when the corpus is there, openclipart BLEU-4 / CIDEr-D).
 
     python bench/heads.py [--model var/models/default] [--epochs 8] [--save var/models/default-heads]
 
-Image and question tokens are computed once (timed as "features") and cached on disk, keyed by the
-image tower's digest, so every fusion mode trains on the same inputs. Writes its section of
-BENCHMARKS.md between <!-- bench:heads --> and <!-- /bench:heads -->; --save writes the model with
-the most accurate VQA head and the caption head, metrics in its card.
+Image and question tokens are computed once (timed as "features") and cached on disk by the feature
+store (training/features.py), keyed by the towers' digests, so every fusion mode trains on the same
+inputs. Writes its section of BENCHMARKS.md between <!-- bench:heads --> and <!-- /bench:heads -->;
+--save writes the model with the most accurate VQA head and the caption head, metrics in its card.
 """
 
 import argparse
@@ -27,11 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.report import write_section  # noqa: E402
 from training.data.corpora.easyvqa import COLORS, SHAPES  # noqa: E402
 from training.factory import load_model, read_card, save_model  # noqa: E402
+from training.features import FeatureStore  # noqa: E402
 from training.heads import answer_questions, attach_heads, generate_captions  # noqa: E402
 from training.heads.evaluate import caption_scores, colour_shape_accuracy, easy_vqa_pairs, vqa_accuracy  # noqa: E402
-from training.heads.fit import fill_token_cache, train_heads  # noqa: E402
-from training.heads.tasks import CaptionTask, TokenCache, VQATask, caption_pairs, qa_examples  # noqa: E402
-from training.home import corpora_dir, models_dir, xmodal_home  # noqa: E402
+from training.heads.fit import train_heads  # noqa: E402
+from training.heads.tasks import CaptionTask, VQATask, caption_pairs, qa_examples  # noqa: E402
+from training.home import corpora_dir, models_dir  # noqa: E402
 from training.tasks import load_rgb  # noqa: E402
 
 
@@ -71,9 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
     model = load_model(model_ref).eval()
     ev = args.easy_vqa or corpora_dir() / "easy-vqa" / "manifest.jsonl"
     oc = args.openclipart or corpora_dir() / "openclipart" / "manifest.jsonl"
-    digest = model.tower_digest("image") if hasattr(model, "tower_digest") else None
-    cache_file = xmodal_home() / "cache" / f"heads-image-tokens-{digest}.safetensors" if digest else None
-    cache = TokenCache(always=True)
+    store = FeatureStore(model)
 
     train_qa, test_qa = qa_examples(ev, ("train",)), qa_examples(ev, ("test",))
     cap_train, _ = easy_vqa_pairs(ev, ("train",))
@@ -88,19 +87,21 @@ def main(argv: list[str] | None = None) -> dict:
         oc_train = caption_pairs(oc, ("train",))
         oc_train = rng.sample(oc_train, min(args.openclipart_limit, len(oc_train)))
         oc_test = caption_pairs(oc, ("test",))[: max(args.openclipart_limit // 2, 1)]
-    images = [(e.key, e.image) for e in train_qa + test_qa] + [(p.key, p.image) for p in oc_train + oc_test]
-    features = fill_token_cache(model, cache, images, cache_file)
+    images = {x.key: x.image for x in train_qa + test_qa + oc_train + oc_test}
+    start = time.perf_counter()
+    store.prepare_images(images, tokens=True)
+    store.prepare_texts({e.question for e in train_qa + test_qa}, tokens=True)
+    features = {"seconds": time.perf_counter() - start, "images": len(images)}
 
     # VQA: one head per fusion mode on the same cached tokens
-    task = VQATask(train_qa, batch_size=128)
-    task.cache = cache
+    task = VQATask(train_qa, batch_size=128, features=store)
     rows, trained = [], {}
     one_image, one_q = load_rgb(test_qa[0].image), test_qa[0].question
     for fusion in args.fusions.split(","):
         torch.manual_seed(0)
         attach_heads(model, {"vqa": task.head_config(fusion, hidden=args.hidden)})
         fit = train_heads(model, [task], epochs=args.epochs, lr=2e-3)
-        acc = vqa_accuracy(model, test_qa, cache)
+        acc = vqa_accuracy(model, test_qa, store)
         ms = latency_ms(lambda: answer_questions(model, [one_image], [one_q]))
         params = sum(p.numel() for p in model.heads["vqa"].parameters())
         rows.append({"fusion": fusion, "train_s": fit["seconds"], "latency_ms": ms, "params": params, **acc})
@@ -111,14 +112,13 @@ def main(argv: list[str] | None = None) -> dict:
     model.heads["vqa"] = trained[best["fusion"]][1]
 
     # Caption head on easy-vqa (+ openclipart) captions
-    cap_task = CaptionTask(cap_train + oc_train, batch_size=64)
-    cap_task.cache = cache
+    cap_task = CaptionTask(cap_train + oc_train, batch_size=64, features=store)
     torch.manual_seed(0)
     attach_heads(model, {"caption": cap_task.head_config(min_count=2, max_len=20, width=args.caption_width)})
     cap_fit = train_heads(model, [cap_task], epochs=args.caption_epochs, lr=1e-3)
-    cap = colour_shape_accuracy(model, cap_test, truth, COLORS, SHAPES, cache)
+    cap = colour_shape_accuracy(model, cap_test, truth, COLORS, SHAPES, store)
     cap_ms = latency_ms(lambda: generate_captions(model, [one_image], beam_size=3))
-    oc_scores = caption_scores(model, oc_test, cache) if oc_test else {}
+    oc_scores = caption_scores(model, oc_test, store) if oc_test else {}
     print(json.dumps({**cap, **oc_scores, "train_s": cap_fit["seconds"], "latency_ms": cap_ms}))
 
     result = {
@@ -163,8 +163,9 @@ def render(r: dict, args, n_train: int, n_test: int, n_oc: int) -> str:
         f"(shared host). easy-vqa: {n_train:,} train questions "
         f"({args.train_images or 'all'} train images), "
         f"{n_test:,} test questions (official test split). "
-        f"Image tokens are computed once ({r['features']['images']:.0f} images in "
-        f"{r['features']['seconds']:.0f} s, image tower at {r['image_size']} px) and cached on disk; "
+        f"Image tokens are computed once and cached on disk ({r['features']['images']:.0f} images, "
+        f"image tower at {r['image_size']} px; {r['features']['seconds']:.0f} s to compute or read back "
+        "in this run); "
         f"each VQA head (width {args.hidden}) then trains {args.epochs} epochs on the cached tokens.",
         "",
         "| fusion | test accuracy | yes-no | color | shape | train (s) | latency, 1 image (ms) | params |",

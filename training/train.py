@@ -4,7 +4,8 @@
     xmodal train --preset default                       # the default model, into XMODAL_HOME/models/default
     torchrun --nproc_per_node=2 -m training.train ...   # DDP: gloo on CPU, NCCL on GPU; data sharded per rank
 
-AdamW with linear warmup then cosine decay, gradient clipping, bf16 autocast on GPU only, seeded.
+AdamW with linear warmup then cosine decay, gradient clipping, bf16 autocast on GPU only, seeded: the
+one training loop (training/loop.py), which the heads stage (training/heads/fit.py) runs too.
 Locked towers' outputs come from the feature cache (training/features.py). Every `--save-every` steps
 and at the end the model is saved (save_model: config, safetensors, card.json) together with the
 trainer state (optimizer, RNG, step), so `--resume` continues a killed run exactly: batches are a

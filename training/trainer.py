@@ -1,38 +1,22 @@
-"""The training loop behind `xmodal train` (flags: training/train.py; settings and presets:
-training/config.py; resumable state: training/checkpoint.py).
-
-One process or many under torchrun. Tasks call the model's encode methods rather than its forward, so
-DDP wraps `TaskLoss`, a module whose forward is the weighted sum of the tasks' losses: DDP then
-averages the gradients across ranks (overlapping the all-reduce with backward) and the contrastive
-loss all-gathers features.
+"""`xmodal train`: builds the model, tasks and optimiser from a TrainConfig and runs the one training loop
+(training/loop.py) to the configured step (flags: training/train.py; settings and presets:
+training/config.py; resumable state: training/checkpoint.py). One process or many under torchrun.
 """
 
-import math
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from training.checkpoint import load_state, save_state
 from training.config import TrainConfig
 from training.distributed import init_distributed
 from training.errors import XModalError
 from training.factory import load_model, read_card, save_model, starting_model
+from training.loop import adamw, train_steps
 from training.model import XModalModel
 from training.tasks import ContrastiveTask, Task
-
-
-def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
-    """Linear warmup to `peak`, then cosine decay to zero at `total`."""
-    warmup = min(warmup, total // 5)
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    return 0.5 * peak * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
 def _subsample(keys: list[str], limit: int | None, seed: int) -> set[str]:
@@ -40,19 +24,6 @@ def _subsample(keys: list[str], limit: int | None, seed: int) -> set[str]:
         return set(keys)
     g = torch.Generator().manual_seed(seed)
     return {keys[i] for i in torch.randperm(len(keys), generator=g)[:limit].tolist()}
-
-
-class TaskLoss(nn.Module):
-    """forward(batches by task name) -> (weighted total, {task: loss}): the tasks as one module for DDP."""
-
-    def __init__(self, model: XModalModel, tasks: list[Task]):
-        super().__init__()
-        self.model = model
-        self.tasks = tasks
-
-    def forward(self, batches: dict[str, dict]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        losses = {t.name: t.loss(self.model, batches[t.name]) for t in self.tasks}
-        return sum(t.weight * losses[t.name] for t in self.tasks), losses
 
 
 class Trainer:
@@ -69,13 +40,7 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
             raise XModalError(f"model {cfg.model!r} has nothing to train")
-        # no weight decay on biases, norms, temperatures (open_clip's rule)
-        decay = [p for p in params if p.ndim >= 2]
-        rest = [p for p in params if p.ndim < 2]
-        self.opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}],
-            lr=cfg.lr,
-        )
+        self.opt = adamw(params, cfg.lr, cfg.weight_decay)
         first = self.tasks[0].batches_per_epoch(self.world)
         self.total = cfg.steps or cfg.epochs * first
         self.step = self._load_state() if resume else 0
@@ -83,7 +48,7 @@ class Trainer:
     # --- setup -------------------------------------------------------------------------------------
 
     def _init_distributed(self) -> None:
-        env = init_distributed()
+        self.env = env = init_distributed()
         self.world, self.rank, self.device = env.world, env.rank, env.device
         if self.cfg.batch_size % self.world:
             raise XModalError(f"--batch-size {self.cfg.batch_size} is not divisible by {self.world} ranks")
@@ -179,61 +144,18 @@ class Trainer:
 
     # --- loop --------------------------------------------------------------------------------------
 
-    def _batch(self, task: Task, step: int) -> dict:
-        """The task's batch for a global step: epoch and position follow from the step alone."""
-        epoch, pos = divmod(step, task.batches_per_epoch(self.world))
-        it = self._iters.get(task.name)
-        if it is None or it[0] != epoch:
-            it = self._iters[task.name] = (
-                epoch,
-                task.batches(self.rank, self.world, self.cfg.seed, epoch, pos),
-            )
-        return next(it[1])
-
     def fit(self) -> Path:
         """Trains to the configured number of steps; returns the model directory."""
-        cfg, model = self.cfg, self.model
-        self._iters: dict[str, tuple] = {}
-        params = [p for g in self.opt.param_groups for p in g["params"]]
-        task_loss = TaskLoss(model, self.tasks)
-        if self.world > 1:  # broadcast_buffers off: batch norm is frozen, the bridge's class table fixed
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            task_loss = DistributedDataParallel(
-                task_loss, device_ids=ids, broadcast_buffers=False, find_unused_parameters=True
-            )
-        amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
-        samples = sum(t.global_batch for t in self.tasks if hasattr(t, "global_batch")) or cfg.batch_size
+        cfg = self.cfg
         if self.step >= self.total:
             raise XModalError(
                 f"{self.out} already trained {self.step} of {self.total} steps; nothing to resume"
             )
-        bar = tqdm(total=self.total, initial=self.step, desc="train", unit="step", disable=self.rank != 0)
-        start, first, loss_value = time.time(), self.step, float("nan")
-        while self.step < self.total:
-            for g in self.opt.param_groups:
-                g["lr"] = lr_at(self.step, self.total, cfg.lr, cfg.warmup)
-            with amp:
-                loss, losses = task_loss({t.name: self._batch(t, self.step) for t in self.tasks})
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()  # under DDP, gradients arrive averaged over the ranks
-            logged = torch.stack([loss.detach().float(), *[v.detach().float() for v in losses.values()]])
-            if self.world > 1:  # the logged losses: the mean over ranks
-                dist.all_reduce(logged)
-                logged /= self.world
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            self.opt.step()
-            with torch.no_grad():
-                model.logit_scale.clamp_(0, math.log(100))
-            self.step += 1
-            loss_value = logged[0].item()
-            self.last_losses = dict(zip(losses, logged[1:].tolist(), strict=True))
-            rate = samples * (self.step - first) / max(time.time() - start, 1e-9)
-            bar.set_postfix(loss=f"{loss_value:.4f}", samples_s=f"{rate:.0f}")
-            bar.update()
-            if self.step % cfg.save_every == 0 or self.step == self.total:
-                self._save(self.step, loss_value, time.time() - start)
-        bar.close()
+        train_steps(
+            self.model, self.tasks, self.opt, self.total, cfg.lr, cfg.warmup,
+            start=self.step, seed=cfg.seed, grad_clip=cfg.grad_clip, env=self.env,
+            save=self._save, save_every=cfg.save_every,
+        )  # fmt: skip
         if self.world > 1:
             dist.destroy_process_group()
-        self.samples_per_s = samples * (self.step - first) / max(time.time() - start, 1e-9)
         return self.out

@@ -59,7 +59,7 @@ def test_caption_task_cycles_captions_by_epoch(manifest):
 
 
 @pytest.mark.parametrize("task_cls", [VQATask, CaptionTask])
-def test_frozen_cache_gives_the_uncached_loss(manifest, task_cls):
+def test_frozen_cache_gives_the_uncached_loss(manifest, task_cls, monkeypatch):
     data = qa_examples(manifest) if task_cls is VQATask else caption_pairs(manifest)
     task = task_cls(data, batch_size=6)
     cfg = (
@@ -68,12 +68,15 @@ def test_frozen_cache_gives_the_uncached_loss(manifest, task_cls):
         else task.head_config(width=32, dropout=0.0)
     )
     model = attach_heads(create_model("tiny-clip"), {task.name: cfg}).eval()
+    calls = []
+    tower = type(model).image_tokens
+    monkeypatch.setattr(type(model), "image_tokens", lambda self, x: calls.append(len(x)) or tower(self, x))
     batch = next(task.batches(0, 1, 0, 0))
     live = task.loss(model, batch)  # encoder trainable: no cache
-    assert not task.cache.images
+    assert live.requires_grad and calls == [6]
     freeze_encoder(model)
     cached_first, cached_again = task.loss(model, batch), task.loss(model, batch)
-    assert len(task.cache.images) == len(set(batch["keys"]))
+    assert calls == [6, len(set(batch["keys"]))]  # computed once per distinct image, then looked up
     # float16 storage of the cached tokens is the only difference
     torch.testing.assert_close(cached_first, live, atol=2e-3, rtol=2e-3)
     torch.testing.assert_close(cached_again, cached_first)

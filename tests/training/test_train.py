@@ -168,8 +168,9 @@ def test_cached_training_fills_the_familiar_bank_from_training_images(shapes, tm
     main(["--model", "tiny-lit", "--data", "shapes", "--out", str(out), "--steps", "1", "--batch-size", "12"])
     model = load_model(out)
     store = FeatureStore(model)
-    store.prepare_images({f"shapes/{p.stem}": p for p in sorted((shapes.parent / "media").glob("*.png"))})
-    train = torch.nn.functional.normalize(torch.stack(list(store._images.values())), dim=-1)
+    keyed = {f"shapes/{p.stem}": p for p in sorted((shapes.parent / "media").glob("*.png"))}
+    store.prepare_images(keyed)
+    train = torch.nn.functional.normalize(store.images(list(keyed)), dim=-1)
     bank = model.familiar.float()
     assert bank.shape == (8, model.image_net.width) and bank.any()
     # every remembered row is one of the training images' features

@@ -1,5 +1,6 @@
 """The frozen-tower feature cache: reused across runs, keyed by tower weights and input size."""
 
+import pytest
 import torch
 
 from tests.training.synthetic import COLORS, draw
@@ -36,3 +37,31 @@ def test_cache_key_changes_with_weights_and_image_size():
     with torch.no_grad():
         model.image_net.fc.bias.add_(1.0)
     assert model.tower_digest("image") != digest
+
+
+def test_tokens_are_cached_on_disk_beside_pooled_features(monkeypatch):
+    """Image tokens and question tokens (rows of different lengths) come back from a second store as
+    stored, in float16, with the padding mask of their real lengths, without running a tower."""
+    model = create_model("tiny-lit")
+    keyed = {p.key: p.image for p in _pairs()}
+    questions = ["what colour is it?", "is it a circle?", "what shape is the red thing on the left?"]
+    first = FeatureStore(model)
+    first.prepare_images(keyed, tokens=True)
+    first.prepare_texts(questions, tokens=True)
+    for tower in ("image_tokens", "text_tokens"):
+        monkeypatch.setattr(type(model), tower, lambda self, x: pytest.fail("recomputed"))
+    again = FeatureStore(model)
+    again.prepare_images(keyed, tokens=True)
+    again.prepare_texts(questions, tokens=True)
+    monkeypatch.undo()
+    keys = list(keyed)
+    tokens = again.image_tokens(keys, [keyed[k] for k in keys])
+    assert torch.equal(tokens, first.image_tokens(keys, [keyed[k] for k in keys]))
+    with torch.no_grad():
+        live = model.image_tokens(torch.stack([model.preprocess(keyed[k]) for k in keys]))
+    torch.testing.assert_close(tokens, live.half().float())
+    x, mask = again.text_tokens(questions)
+    with torch.no_grad():
+        live_x, live_mask = model.text_tokens(model.tokenize(questions))
+    assert torch.equal(mask, live_mask.bool()) and mask.sum(1).unique().numel() > 1
+    torch.testing.assert_close(x[mask], live_x[live_mask.bool()].half().float())

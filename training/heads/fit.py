@@ -1,13 +1,12 @@
-"""Training heads alone on a frozen encoder: everything outside `model.heads` is frozen, then the
-tasks' weighted loss is minimised with AdamW. Multi-task runs that also train the towers go through
-`xmodal train` (training/train.py) with the same Task objects."""
+"""Training heads alone on a frozen encoder: everything outside `model.heads` is frozen, then the one
+training loop (training/loop.py) minimises the tasks' weighted loss. Multi-task runs that also train the
+towers go through `xmodal train` (training/train.py) with the same Task objects and the same loop."""
 
-import time
 from dataclasses import asdict, dataclass
 
 import torch
-from tqdm import tqdm
 
+from training.loop import adamw, train_steps
 from training.model import XModalModel
 from training.tasks import Task
 
@@ -25,61 +24,15 @@ def freeze_encoder(model: XModalModel) -> list[torch.nn.Parameter]:
 def train_heads(
     model: XModalModel, tasks: list[Task], epochs: int, lr: float = 1e-3, seed: int = 0, progress: bool = True
 ) -> dict:
-    """Trains the heads for `epochs` passes over every task (batches interleaved task by task).
-    Returns {"seconds": wall time, "loss/<task>": mean loss of the last epoch}."""
+    """Trains the heads for `epochs` passes over the first task's data; every step takes one batch of every
+    task. AdamW (weight decay 0.01), warmup over the first tenth, then cosine decay. Returns train_steps'
+    {"seconds", "loss/<task>"} (the last step's losses); leaves the model in eval mode."""
     torch.manual_seed(seed)
-    params = freeze_encoder(model)
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    total = epochs * sum(t.batches_per_epoch(1) for t in tasks)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(total, 1), pct_start=0.1)
-    model.train()
-    start, last = time.perf_counter(), {}
-    with tqdm(total=total, desc="heads", unit="batch", disable=not progress) as bar:
-        for epoch in range(epochs):
-            sums = {t.name: [0.0, 0] for t in tasks}
-            streams = [(t, t.batches(0, 1, seed, epoch)) for t in tasks]
-            while streams:
-                for t, it in list(streams):
-                    batch = next(it, None)
-                    if batch is None:
-                        streams.remove((t, it))
-                        continue
-                    loss = t.loss(model, batch)
-                    opt.zero_grad(set_to_none=True)
-                    (t.weight * loss).backward()
-                    opt.step()
-                    sched.step()
-                    sums[t.name][0] += loss.item()
-                    sums[t.name][1] += 1
-                    bar.update()
-                    bar.set_postfix({t.name: f"{loss.item():.3f}"})
-            last = {f"loss/{n}": s / max(c, 1) for n, (s, c) in sums.items()}
+    opt = adamw(freeze_encoder(model), lr, weight_decay=0.01)
+    total = epochs * tasks[0].batches_per_epoch(1)
+    out = train_steps(model, tasks, opt, total, lr, total // 10, seed=seed, desc="heads", progress=progress)
     model.eval()
-    return {"seconds": time.perf_counter() - start, **last}
-
-
-def fill_token_cache(model: XModalModel, cache, items: list[tuple[str, object]], path=None) -> dict:
-    """Computes the image tokens of (key, image) items not yet in `cache` (a heads.tasks.TokenCache),
-    loading and extending the on-disk copy at `path` (keyed by the image tower's digest by callers).
-    Returns {"seconds", "images"}: how long computing tokens took in all, as recorded on disk."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
-    meta = {"seconds": 0.0, "images": 0}
-    if path and path.is_file() and not cache.images:
-        with safe_open(str(path), "pt") as f:
-            meta = {k: float(v) for k, v in (f.metadata() or meta).items()}
-        cache.images.update(load_file(str(path)))
-    todo = [(k, im) for k, im in dict(items).items() if k not in cache.images]
-    start = time.perf_counter()
-    for i in tqdm(range(0, len(todo), 32), desc="image tokens", unit="batch", disable=not todo):
-        chunk = todo[i : i + 32]
-        cache.image_tokens(model, [k for k, _ in chunk], [im for _, im in chunk])
-    meta = {"seconds": meta["seconds"] + time.perf_counter() - start, "images": meta["images"] + len(todo)}
-    if path and todo:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(cache.images, str(path), metadata={k: str(v) for k, v in meta.items()})
-    return meta
+    return out
 
 
 @dataclass
@@ -108,10 +61,10 @@ def fit_default_heads(model_dir, recipe: HeadsRecipe | None = None) -> dict:
     from training.data.corpora import corpus_manifest
     from training.errors import XModalError
     from training.factory import load_model, read_card, save_model
+    from training.features import FeatureStore
     from training.heads import attach_heads
     from training.heads.evaluate import easy_vqa_pairs, vqa_accuracy
-    from training.heads.tasks import CaptionTask, TokenCache, VQATask, caption_pairs, qa_examples
-    from training.home import xmodal_home
+    from training.heads.tasks import CaptionTask, VQATask, caption_pairs, qa_examples
 
     r = recipe or HeadsRecipe()
     model_dir = Path(model_dir)
@@ -129,23 +82,19 @@ def fit_default_heads(model_dir, recipe: HeadsRecipe | None = None) -> dict:
 
     if not train_qa or not cap_pairs:
         raise XModalError(f"heads: no QA pairs in {r.vqa_corpus!r} or no captioned images to train on")
-    cache = TokenCache(always=True)
-    digest = model.tower_digest("image") if hasattr(model, "tower_digest") else None
-    cache_file = xmodal_home() / "cache" / f"heads-image-tokens-{digest}.safetensors" if digest else None
-    items = [(e.key, e.image) for e in train_qa + test_qa] + [(p.key, p.image) for p in cap_pairs]
-    fill_token_cache(model, cache, items, cache_file)
+    store = FeatureStore(model)  # image and question tokens, computed once and kept on disk
+    store.prepare_images({x.key: x.image for x in train_qa + test_qa + cap_pairs}, tokens=True)
+    store.prepare_texts({e.question for e in train_qa + test_qa}, tokens=True)
 
     torch.manual_seed(r.seed)
-    vqa = VQATask(train_qa, batch_size=min(r.vqa_batch, len(train_qa)))
-    vqa.cache = cache
+    vqa = VQATask(train_qa, batch_size=min(r.vqa_batch, len(train_qa)), features=store)
     attach_heads(model, {"vqa": vqa.head_config(r.fusion)})
     vqa_fit = train_heads(model, [vqa], epochs=r.vqa_epochs, lr=2e-3, seed=r.seed)
-    caption = CaptionTask(cap_pairs, batch_size=min(r.caption_batch, len(cap_pairs)))
-    caption.cache = cache
+    caption = CaptionTask(cap_pairs, batch_size=min(r.caption_batch, len(cap_pairs)), features=store)
     attach_heads(model, {"caption": caption.head_config(min_count=2, max_len=20)})
     cap_fit = train_heads(model, [caption], epochs=r.caption_epochs, lr=1e-3, seed=r.seed)
 
-    acc = vqa_accuracy(model, test_qa, cache)
+    acc = vqa_accuracy(model, test_qa, store)
     base = read_card(model_dir)
     base.pop("fingerprint", None)  # the weights change: save_model writes the new one
     heads_card = {

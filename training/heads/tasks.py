@@ -4,9 +4,11 @@ Data comes from corpus manifests: `qa_examples` reads Item.qa (easy-vqa), `capti
 Item.captions (openclipart, fashion-mnist). `head_config` gives the config a head needs for that data
 (answer vocabulary, word vocabulary); `attach_heads` builds it into the model before training.
 
-When the encoder is frozen (no trainable parameter outside `model.heads`, or a locked image tower),
-image tokens and question tokens are computed once per image / question and cached (float16, CPU),
-so later epochs cost only the head's forward and backward.
+Image tokens and question tokens come from a FeatureStore (training/features.py): while the relevant
+tower is frozen (no trainable parameter outside `model.heads`, or a locked tower) they are computed once
+per image / question and cached (float16, CPU), so later epochs cost only the head's forward and
+backward. Pass a prepared store (`features=`) to share rows across tasks and runs; without one a task
+keeps its own in memory.
 """
 
 from collections.abc import Iterator
@@ -14,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.nn.utils.rnn import pad_sequence
 
 from training.data.manifest import load_manifest, media_path
 from training.errors import XModalError
+from training.features import FeatureStore
 from training.heads.caption import build_vocab
 from training.heads.inference import get_head
 from training.model import XModalModel
-from training.tasks import Pair, Task, epoch_order, load_rgb, rank_slices
+from training.tasks import Pair, Task, epoch_order, rank_slices
 
 
 @dataclass
@@ -57,64 +59,35 @@ def caption_pairs(manifest: str | Path, splits: tuple[str, ...] = ("train",)) ->
     ]
 
 
-def encoder_frozen(model: XModalModel) -> bool:
-    """True when nothing outside the heads trains, so the towers' token outputs can be cached."""
-    return not any(p.requires_grad for n, p in model.named_parameters() if not n.startswith("heads."))
+class _HeadTask(Task):
+    """What VQATask and CaptionTask share: their tower outputs come from `self.features`."""
+
+    features: FeatureStore | None = None
+
+    def store(self, model: XModalModel) -> FeatureStore:
+        if self.features is None:
+            self.features = FeatureStore(model)
+        return self.features
 
 
-class TokenCache:
-    """Image and question tokens by key, float16 on CPU; filled lazily, used only while the encoder is
-    frozen, or `always` (evaluation, where nothing trains)."""
-
-    def __init__(self, always: bool = False):
-        self.always = always
-        self.images: dict[str, torch.Tensor] = {}  # key -> (N, Ci)
-        self.texts: dict[str, torch.Tensor] = {}  # question -> (n_real, Ct)
-
-    def image_tokens(self, model: XModalModel, keys: list[str], images: list) -> torch.Tensor:
-        """(B, N, Ci) tokens for the batch's images; computed with grad unless the encoder is frozen."""
-        device = model.device
-        if not (self.always or encoder_frozen(model) or model.image_locked):
-            return model.image_tokens(
-                torch.stack([model.preprocess(load_rgb(im)) for im in images]).to(device)
-            )
-        todo = {k: im for k, im in zip(keys, images, strict=True) if k not in self.images}
-        if todo:
-            with torch.no_grad():
-                pix = torch.stack([model.preprocess(load_rgb(im)) for im in todo.values()]).to(device)
-                for k, t in zip(todo, model.image_tokens(pix), strict=True):
-                    self.images[k] = t.half().contiguous().cpu()
-        return torch.stack([self.images[k] for k in keys]).to(device).float()
-
-    def text_tokens(self, model: XModalModel, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """((B, L, Ct), mask (B, L)) for the batch's questions; cached per distinct question when frozen."""
-        device = model.device
-        if not (self.always or encoder_frozen(model) or model.text_locked):
-            return model.text_tokens({k: v.to(device) for k, v in model.tokenize(texts).items()})
-        todo = sorted({t for t in texts if t not in self.texts})
-        if todo:
-            with torch.no_grad():
-                x, mask = model.text_tokens({k: v.to(device) for k, v in model.tokenize(todo).items()})
-                for t, xi, mi in zip(todo, x, mask, strict=True):
-                    self.texts[t] = xi[mi].half().contiguous().cpu()  # real tokens only; re-padded per batch
-        rows = [self.texts[t] for t in texts]
-        x = pad_sequence(rows, batch_first=True).to(device).float()
-        lengths = torch.tensor([len(r) for r in rows], device=device)
-        return x, torch.arange(x.shape[1], device=device) < lengths[:, None]
-
-
-class VQATask(Task):
+class VQATask(_HeadTask):
     """Cross-entropy of the VQA head over its answer vocabulary, one question per example."""
 
     name = "vqa"
 
-    def __init__(self, examples: list[QAExample], batch_size: int, weight: float = 1.0):
+    def __init__(
+        self,
+        examples: list[QAExample],
+        batch_size: int,
+        weight: float = 1.0,
+        features: FeatureStore | None = None,
+    ):
         if not examples:
             raise XModalError("vqa task: no QA pairs in the given manifests and splits")
         self.examples = examples
         self.global_batch = batch_size
         self.weight = weight
-        self.cache = TokenCache()
+        self.features = features
 
     def head_config(self, fusion: str = "early", **options) -> dict:
         """A VQA head config whose answer vocabulary is every answer in the training examples."""
@@ -136,24 +109,27 @@ class VQATask(Task):
 
     def loss(self, model: XModalModel, batch: dict) -> torch.Tensor:
         head = get_head(model, "vqa")
-        image = self.cache.image_tokens(model, batch["keys"], batch["images"])
-        q, q_mask = self.cache.text_tokens(model, batch["questions"])
+        store = self.store(model)
+        image = store.image_tokens(batch["keys"], batch["images"])
+        q, q_mask = store.text_tokens(batch["questions"])
         return head.loss(head(image, q, q_mask), batch["answers"])
 
 
-class CaptionTask(Task):
+class CaptionTask(_HeadTask):
     """Teacher-forced cross-entropy of the caption decoder; each step uses every caption of an item
     in turn (caption index = epoch mod count), so resumed and sharded runs see the same targets."""
 
     name = "caption"
 
-    def __init__(self, pairs: list[Pair], batch_size: int, weight: float = 1.0):
+    def __init__(
+        self, pairs: list[Pair], batch_size: int, weight: float = 1.0, features: FeatureStore | None = None
+    ):
         if not pairs:
             raise XModalError("caption task: no captioned images in the given manifests and splits")
         self.pairs = pairs
         self.global_batch = batch_size
         self.weight = weight
-        self.cache = TokenCache()
+        self.features = features
 
     def head_config(self, min_count: int = 1, **options) -> dict:
         """A caption head config whose vocabulary holds the training captions' words."""
@@ -177,4 +153,4 @@ class CaptionTask(Task):
 
     def loss(self, model: XModalModel, batch: dict) -> torch.Tensor:
         head = get_head(model, "caption")
-        return head.loss(self.cache.image_tokens(model, batch["keys"], batch["images"]), batch["captions"])
+        return head.loss(self.store(model).image_tokens(batch["keys"], batch["images"]), batch["captions"])
