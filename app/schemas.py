@@ -1,8 +1,8 @@
 """Request and response bodies of the /v1 API (the contract the web page codes against)."""
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 CaptionMode = Literal["auto", "generate", "retrieve"]  # auto: the method that knows the image's domain
 
@@ -273,6 +273,17 @@ class EmbedResponse(BaseModel):
     vectors: list[list[float]]
 
 
+def _integral(value):
+    """JSON Schema's integer: a number without a fraction (26.0 is one) within 64 bits, as validators
+    count it; anything else is left for the strict int check to refuse (true, "26", 2.5, 1e57)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_integral)]  # an integer as JSON Schema has it, in strict models
+
+
 # The query fields, each with the values that count as absent (ClipClient sends every field, unused ones
 # null); any other value is a query, and a wrong type is a 422 rather than "absent".
 KNN_QUERIES = {
@@ -302,8 +313,8 @@ class KnnRequest(BaseModel):
     image_url: str | None = Field(None, description="fetched only when XMODAL_FETCH__ENABLED")
     embedding_input: list[float] | None = None
     modality: Literal["image", "text"] = "image"
-    num_images: int = Field(40, description="how many results")
-    num_result_ids: int | None = None
+    num_images: JsonInt = Field(40, description="how many results")
+    num_result_ids: JsonInt | None = None
     indice_name: str | None = None
     deduplicate: bool = True
 

@@ -143,6 +143,7 @@ def test_knn_schema_says_what_the_service_takes(client):
     assert schema["properties"]["image_url"]["enum"] == [None, ""]
     assert schema["properties"]["num_images"]["maximum"] == 100
     assert knn(client, text="a red square", embedding_input=[], image="", image_url=None).status_code == 200
+    assert len(knn(client, text="a red square", num_images=3.0).json()) == 3  # JSON Schema: 3.0 is an integer
     for wrong in ({"image_url": []}, {"image": []}, {"embedding_input": ""}, {"text": []}):
         query = {"text": "a red square"} if "text" not in wrong else {"embedding_input": [1.0] * 32}
         r = knn(client, **query, **wrong)
