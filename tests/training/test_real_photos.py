@@ -37,3 +37,20 @@ def test_a_rocket_is_found_by_a_rocket(real):
     emb = torch.stack([f.embedding for f in feats.values()])  # (3, D)
     query = model.embed_texts(["a rocket"])[0]
     assert list(photos)[int((emb @ query).argmax())] == "rocket"
+
+
+def test_no_dog_in_the_cat_photo(real):
+    """The tower's 118 dog classes hold almost nothing on the cat photo, far under what each photo gives
+    its own thing, so a threshold fitted on those photos answers "is there a dog?" no from the classes,
+    while "is there a cat?" is not refused by them."""
+    from training.evaluate import YesNo
+    from training.understand import Calibration, absent_threshold, answer_question, class_share
+
+    model, photos, feats = real
+    own = {"chelsea": "cat", "rocket": "rocket", "coffee": "coffee"}
+    cut = absent_threshold([YesNo(n, 0.0, class_share(model, feats[n], t), True) for n, t in own.items()])
+    cal = Calibration(absent_share=cut)
+    dog = answer_question(model, feats["chelsea"], photos["chelsea"], "is there a dog?", cal)[0]
+    assert (dog.text, dog.method, dog.unsure) == ("no", "classes", False), (dog, cut)
+    cat = answer_question(model, feats["chelsea"], photos["chelsea"], "is there a cat?", cal)[0]
+    assert cat.method == "zero-shot", (cat, cut)
