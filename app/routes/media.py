@@ -1,5 +1,6 @@
 """Media files by index and item id only (clients never send paths): full file or JPEG thumbnail."""
 
+import mimetypes
 from pathlib import Path
 
 from fastapi import APIRouter, Query, Response
@@ -9,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from app.deps import ServingDep, SettingsDep
 from app.media import thumbnail_jpeg
 from app.registry import NotFoundError
+from training.media_kinds import IMAGE_EXTS, VIDEO_EXTS
 
 router = APIRouter(tags=["media"])
 # Media files are served as they are on disk; an SVG may carry script, so opened on its own it is
@@ -20,6 +22,15 @@ HEADERS = {
 
 
 MAX_POSTER_S = 7 * 24 * 3600.0  # a poster time past any video (and within a seek's int64)
+
+
+def media_type(name: str) -> str:
+    """The Content-Type a file is served with, by its extension."""
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+# what the route may send: any indexed kind of file as it is, and JPEG thumbnails
+SERVED_TYPES = sorted({media_type("x" + ext) for ext in IMAGE_EXTS | VIDEO_EXTS} | {"image/jpeg"})
 
 
 def item_file(state, index: str, item_id: str) -> Path:
@@ -35,7 +46,7 @@ def item_file(state, index: str, item_id: str) -> Path:
 
 
 @router.get(
-    "/media/{index}/{item_id:path}", responses={200: {"content": {"image/jpeg": {}, "video/mp4": {}}}}
+    "/media/{index}/{item_id:path}", responses={200: {"content": {t: {} for t in SERVED_TYPES}}}
 )
 async def media(
     index: str,
@@ -55,4 +66,4 @@ async def media(
     if thumb:
         data = await run_in_threadpool(thumbnail_jpeg, str(path), path.stat().st_mtime, t)
         return Response(data, media_type="image/jpeg", headers=headers)
-    return FileResponse(path, headers=headers)
+    return FileResponse(path, media_type=media_type(path.name), headers=headers)

@@ -1,13 +1,13 @@
-"""A short schemathesis run (bench/fuzz.py: every check, admin with the token) finds no server error,
-and the mixed-route load generator (bench/load.py) drives every route. `make fuzz` runs the long one.
-Both against the app under uvicorn in this process, on loopback."""
+"""A short schemathesis run (bench/fuzz.py: every check, admin with the token) finds no failure, and
+the mixed-route load generator (bench/load.py) drives every route. `make fuzz` runs the long one. Both
+against the app under uvicorn in this process, on loopback."""
 
 import pytest
 
 pytest.importorskip("schemathesis")
 
 
-def test_short_schemathesis_run_finds_no_server_error_or_undocumented_status(settings, tmp_path):
+def test_short_schemathesis_run_finds_no_failure_of_any_check(settings, tmp_path):
     from bench import fuzz
     from tests.app.conftest import ADMIN
     from tests.web.conftest import running_service
@@ -15,13 +15,8 @@ def test_short_schemathesis_run_finds_no_server_error_or_undocumented_status(set
     settings.allowed_hosts = ["127.0.0.1"]
     with running_service(settings) as url:
         result = fuzz.run(url, max_time=25, max_examples=6, workdir=tmp_path, admin=ADMIN)
-    found = result.failures
     assert result.cases > 0
-    # the checks the service always satisfies: no server error, undocumented status, response off its
-    # schema, Allow mismatch or schema-violating request accepted (ST202 still has /knn-service's
-    # hand-parsed body)
-    for check in found:
-        assert not check.startswith(("ST101", "ST103", "ST108", "ST201", "ST205", "ST204")), found
+    assert not result.failures, (result.failures, result.operations)
 
 
 def test_mixed_load_generator_reports_every_route(settings):
