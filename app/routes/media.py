@@ -45,9 +45,7 @@ def item_file(state, index: str, item_id: str) -> Path:
     return path
 
 
-@router.get(
-    "/media/{index}/{item_id:path}", responses={200: {"content": {t: {} for t in SERVED_TYPES}}}
-)
+@router.get("/media/{index}/{item_id:path}", responses={200: {"content": {t: {} for t in SERVED_TYPES}}})
 async def media(
     index: str,
     item_id: str,
