@@ -56,9 +56,10 @@ def demo(
         resume = ["--resume"] if card.get("fingerprint") else []  # a killed run continues
         train_main(["--preset", "default", "--out", str(model_dir), *resume])
         card = read_card(model_dir)
-    if "understanding" not in card:  # the caption and VQA solvers' thresholds (training/understand.py)
+    from training.understand import Calibration, calibrate_on_corpora
+
+    if Calibration.outdated(card):  # the caption and VQA solvers' thresholds (training/understand.py)
         from training.factory import load_model, write_card
-        from training.understand import calibrate_on_corpora
 
         typer.secho("[2/4] calibrating the caption and VQA solvers on held-out data", bold=True)
         card = write_card(model_dir, {"understanding": calibrate_on_corpora(load_model(model_dir))})

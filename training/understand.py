@@ -22,7 +22,7 @@ Thresholds live in the model card's "understanding" section, written by `calibra
 import random
 import re
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -94,6 +94,12 @@ class Calibration:
     def from_card(cls, card: dict) -> "Calibration":
         u = (card or {}).get("understanding") or {}
         return cls(u.get("domains", {}), u.get("yes_z"), u.get("bank_score"), u.get("absent_share"))
+
+    @classmethod
+    def outdated(cls, card: dict) -> bool:
+        """Whether the card lacks a threshold this version reads (never calibrated, or by an older one)."""
+        u = (card or {}).get("understanding")
+        return u is None or any(f.name not in u for f in fields(cls))
 
     def domain_of(self, feat: ImageFeatures) -> str:
         """The trained domain the image is closest to, if within that domain's floor, else "photo";
@@ -375,7 +381,7 @@ def calibrate(model, manifests: dict, n: int = 160, seed: int = 0) -> dict:
     from training.features import FeatureStore
 
     rng = random.Random(seed)
-    out: dict = {"domains": {}, "calibrated_on": {}}
+    out: dict = {"domains": {}, "calibrated_on": {}, "yes_z": None, "bank_score": None, "absent_share": None}
     domains = [n for n in ("easy-vqa", "openclipart") if n in manifests and model.image_locked]
     store = FeatureStore(model) if domains else None  # the feature cache needs a locked tower
 

@@ -150,6 +150,9 @@ def test_calibrate_on_held_out_corpora_writes_what_the_solvers_read(tmp_path, mo
     assert isinstance(got["yes_z"], float) and set(got["calibrated_on"]) >= {"yes_z", "bank_score"}
     cal = Calibration.from_card({"understanding": got})
     assert (cal.yes_z, cal.bank_score) == (got["yes_z"], got["bank_score"])
+    assert not Calibration.outdated({"understanding": got})  # every threshold written, None where unfitted
+    older = {k: v for k, v in got.items() if k != "absent_share"}  # a card calibrated before absent_share
+    assert Calibration.outdated({"understanding": older}) and Calibration.outdated({})
 
 
 def test_the_colour_of_a_named_object_is_read_where_the_tower_sees_its_classes(tiny):
