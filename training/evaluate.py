@@ -229,15 +229,10 @@ def yes_no_pairs(model: XModalModel, feats: dict, spec: dict) -> list[YesNo]:
 
 def _held_out_yes_no(model: XModalModel, feats: dict, spec: dict) -> dict[str, dict]:
     """Per photo, the yes/no thresholds (yes_z, absent_share) fitted on the OTHER photos' questions."""
-    from training.understand import absent_threshold, best_threshold
+    from training.understand import yes_no_thresholds
 
     pairs = yes_no_pairs(model, feats, spec)
-    out = {}
-    for k in feats:
-        others = [p for p in pairs if p.photo != k]
-        yes_z = best_threshold([p.z for p in others if p.yes], [p.z for p in others if not p.yes])
-        out[k] = {"yes_z": yes_z, "absent_share": absent_threshold(others)}
-    return out
+    return {k: yes_no_thresholds([p for p in pairs if p.photo != k]) for k in feats}
 
 
 def real_photo_set() -> dict:

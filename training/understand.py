@@ -356,6 +356,13 @@ def absent_threshold(pairs) -> float | None:
     return round(ABSENT_MARGIN * min(shares), 4) if shares else None
 
 
+def yes_no_thresholds(pairs) -> dict:
+    """The yes/no solvers' thresholds fitted on `pairs` (evaluate.YesNo rows): "yes_z", the zero-shot cut
+    that answers the most of them right, and "absent_share" (absent_threshold)."""
+    yes_z = best_threshold([p.z for p in pairs if p.yes], [p.z for p in pairs if not p.yes])
+    return {"yes_z": yes_z, "absent_share": absent_threshold(pairs)}
+
+
 def _precision_cut(scores: list[float], right: list[bool], precision: float) -> float | None:
     """The lowest score above which at least `precision` of the items are right; None if none."""
     order = sorted(range(len(scores)), key=lambda i: -scores[i])
@@ -446,10 +453,8 @@ def calibrate(model, manifests: dict, n: int = 160, seed: int = 0) -> dict:
 
         spec, _, feats, own = real_photos(model)
         pairs = yes_no_pairs(model, feats, spec)
-        out["yes_z"] = round(
-            best_threshold([p.z for p in pairs if p.yes], [p.z for p in pairs if not p.yes]), 4
-        )
-        out["absent_share"] = absent_threshold(pairs)
+        fitted = yes_no_thresholds(pairs)
+        out.update(fitted, yes_z=round(fitted["yes_z"], 4))
         titles = []
         if "openclipart" in manifests:
             titles = [
