@@ -103,7 +103,7 @@ def wordnet():
         # nltk reads a synset by seek + readline on one open file per part of speech: two threads (the
         # service's caption and VQA workers) interleave there and read each other's lines (None, or a
         # WordNetError that answered 500). One read at a time; parsed synsets stay cached.
-        _read = threading.Lock()
+        _read = threading.RLock()  # reentrant: a satellite adjective reads its head synset inside
 
         def synset_from_pos_and_offset(self, pos, offset):
             with self._read:

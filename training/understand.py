@@ -28,13 +28,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from training.colours import REGIONS, colour_names, plain_colour
 from training.concepts import Concept, category_synsets, concepts_for, wordnet
 from training.questions import Question, parse_question
 
 # Memorised junk the caption decoder learned from clip-art metadata ("part of the flat icon
-# collection wed aug 25 23 29 46 2004", "lemon svg theme"): such a caption is never returned.
+# collection wed aug 25 23 29 46 2004", "lemon svg theme") or its names and foreign titles ("gramastar",
+# "condominio": words WordNet does not know): such a caption is never returned.
 _JUNK = re.compile(
     r"\d|\bcollection\b|\bpart of\b|\bclip ?art\b|\bsvg\b|\b(?:mon|tue|wed|thu|fri|sat|sun)\b"
     r"|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)\b"
@@ -45,7 +47,11 @@ KIND_TOP = 5  # a kind answer is unsure unless one of the top-5 classes is of th
 
 
 def is_junk(caption: str) -> bool:
-    return not caption.strip() or bool(_JUNK.search(caption.lower()))
+    text = caption.lower()
+    if not text.strip() or _JUNK.search(text):
+        return True
+    words = re.findall(r"[a-z]+", text)
+    return any(w not in ENGLISH_STOP_WORDS and not wordnet().synsets(w) for w in words)
 
 
 @dataclass

@@ -77,3 +77,21 @@ def test_synset_reads_from_many_threads_match_one_thread():
     with ThreadPoolExecutor(8) as pool:
         parts = list(pool.map(read, [offsets[i::8] for i in range(8)]))
     assert [parts[i % 8][i // 8] for i in range(len(offsets))] == alone
+
+
+def test_a_satellite_adjective_lookup_returns():
+    """A satellite adjective ("green") reads its head synset while its own read holds the reader's lock;
+    a plain lock waited on itself for ever (the caption junk check looks up every part of speech)."""
+    import threading
+
+    from training.concepts import wordnet
+
+    wn = wordnet()
+    wn._synset_offset_cache["s"].clear()
+    wn._synset_offset_cache["a"].clear()
+    found = []
+    reader = threading.Thread(target=lambda: found.extend(wn.synsets("green", pos="s")), daemon=True)
+    reader.start()
+    reader.join(timeout=60)
+    assert not reader.is_alive(), "the WordNet read deadlocked"
+    assert any(s.name().startswith("green.s") for s in found)

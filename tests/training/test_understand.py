@@ -121,6 +121,7 @@ def test_captions_name_their_method_and_skip_junk(tiny):
     assert (concept.text, concept.method) == (top.caption(), "concept")
     junk = "part of the flat icon collection wed aug 25 23 29 46 2004"
     assert is_junk(junk) and is_junk("lemon svg theme") and not is_junk("a red fire engine")
+    assert is_junk("gramastar") and is_junk("Ragno figo") and not is_junk("a green apple on the table")
     got = caption_image(model, feat, cal, bank=[(junk, 0.9), ("a red fire engine", 0.5)])[0]
     assert (got.text, got.method) == ("a red fire engine", "bank")
     assert caption_image(model, feat, cal, bank=[("a red fire engine", 0.2)])[0].method == "concept"
