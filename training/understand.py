@@ -9,7 +9,8 @@ or for a model without one (a CLIP or SigLIP users bring) zero-shot by its own r
                      cosine floors calibrated on their held-out splits) or "photo" (everything else)
     caption_image    decoder (its domains) | colour (a plain picture: "a plain red picture") |
                      bank (best bank caption above a calibrated score) |
-                     concept ("a tabby, a kind of cat") -- each caption names its method
+                     concept: the most probable kind's most probable class ("a tabby, a kind of
+                     cat"; the kind "what is this?" answers) -- each caption names its method
     answer_question  easy-vqa head (its domain) | kind (best concept under the asked WordNet category) |
                      colour (pixels, training/colours.py) | yes/no: "classes" (no, where the tower has
                      classes of the thing and they hold too little probability) else zero-shot
@@ -211,18 +212,27 @@ def class_share(model, feat: ImageFeatures, thing: str | None) -> float | None:
     return float(feat.probs[members].sum()) * len(feat.probs) / len(members)
 
 
-def _kind(model, feat: ImageFeatures, target: str | None, k: int) -> list[Result]:
+def _kinds(model, feat: ImageFeatures, members: list[int]) -> list[tuple[str, float, Concept]]:
+    """The basic names of `members` by the probability their classes hold together, best first, each
+    with its most probable class: (basic name, its mass, that class's Concept)."""
     concepts = _concepts(model)
+    mass: dict[str, float] = {}
+    best: dict[str, Concept] = {}
+    for i in members:
+        c = concepts[i]
+        mass[c.basic] = mass.get(c.basic, 0.0) + float(feat.probs[i])
+        if c.basic not in best or feat.probs[i] > feat.probs[best[c.basic].index]:
+            best[c.basic] = c
+    return [(name, p, best[name]) for name, p in sorted(mass.items(), key=lambda kv: -kv[1])]
+
+
+def _kind(model, feat: ImageFeatures, target: str | None, k: int) -> list[Result]:
     members = _members(model, target)
     if not members:  # a category the tower has no classes of ("what shape is this?")
         return [Result("", 0.0, "kind", unsure=True)]
-    mass: dict[str, float] = {}
-    for i in members:
-        mass[concepts[i].basic] = mass.get(concepts[i].basic, 0.0) + float(feat.probs[i])
     top_classes = set(feat.probs.topk(KIND_TOP).indices.tolist())
     unsure = not top_classes & set(members)
-    ranked = sorted(mass.items(), key=lambda kv: -kv[1])[:k]
-    return [Result(name, p, "kind", unsure) for name, p in ranked]
+    return [Result(name, p, "kind", unsure) for name, p, _ in _kinds(model, feat, members)[:k]]
 
 
 FOCUS_MASS = 0.1  # least probability the asked word's classes need before their map is read
@@ -325,10 +335,8 @@ def caption_image(
         return [Result(t, s, "bank") for t, s in good_bank[:k] if s >= cal.bank_score]
     if decoded:
         return [Result(t, s, "decoder") for t, s in decoded[:k]]
-    concepts = _concepts(model)
-    top = feat.probs.topk(min(k, len(concepts)))
-    return [Result(concepts[i].caption(), float(p), "concept")
-            for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]  # fmt: skip
+    kinds = _kinds(model, feat, list(range(len(feat.probs))))[:k]  # the kinds "what is this?" answers
+    return [Result(c.caption(), p, "concept") for _, p, c in kinds]
 
 
 # ---- calibration on held-out data (never on the real-photo evaluation set) ----

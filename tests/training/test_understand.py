@@ -132,6 +132,27 @@ def test_captions_name_their_method_and_skip_junk(tiny):
     assert caption_image(model, feat, cal, image=textured)[0].method == "concept"
 
 
+def test_the_caption_names_the_kind_that_holds_the_most_probability():
+    """Two building classes together outweigh the single most probable class: the caption names the
+    kind "what is this?" answers, by its most probable class."""
+    from types import SimpleNamespace
+
+    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+
+    from training.understand import ImageFeatures
+
+    classes = list(IMAGENET_CLASSNAMES)
+    model = SimpleNamespace(image_net=SimpleNamespace(classes=classes), heads={})
+    probs = torch.full((len(classes),), 0.25 / (len(classes) - 3))
+    for name, p in (("solar thermal collector", 0.3), ("library", 0.25), ("planetarium", 0.2)):
+        probs[classes.index(name)] = p
+    feat = ImageFeatures(torch.zeros(4), torch.zeros(1, 4), torch.zeros(4), probs)
+    cap = caption_image(model, feat, Calibration())[0]
+    kind = answer_question(model, feat, Image.new("RGB", (8, 8)), "what is this?", Calibration())[0]
+    assert (cap.text, cap.method, kind.text) == ("a library, a kind of building", "concept", "building")
+    assert cap.score == pytest.approx(0.45, abs=0.01)
+
+
 def test_calibrate_on_held_out_corpora_writes_what_the_solvers_read(tmp_path, monkeypatch):
     from tests.training.synthetic import make_corpus
     from training.understand import calibrate
