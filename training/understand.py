@@ -12,7 +12,8 @@ or for a model without one (a CLIP or SigLIP users bring) zero-shot by its own r
                      concept: the most probable kind's most probable class ("a tabby, a kind of
                      cat"; the kind "what is this?" answers) -- each caption names its method
     answer_question  easy-vqa head (its domain) | kind (best concept under the asked WordNet category) |
-                     colour (pixels, training/colours.py) | yes/no: "classes" (no, where the tower has
+                     colour (pixels, training/colours.py; unsure where the classes say the thing is
+                     absent) | yes/no: "classes" (no, where the tower has
                      classes of the thing and they hold too little probability) else zero-shot
                      (calibrated z-score) | unsure -- each answer names its solver
 
@@ -265,12 +266,30 @@ def _centre_square(image: Image.Image) -> Image.Image:
     return image.crop((left, top, left + s, top + s))
 
 
-def _colour(model, feat: ImageFeatures, image: Image.Image, target: str | None, k: int) -> list[Result]:
+def _absent(model, feat: ImageFeatures, thing: str | None, cal: Calibration) -> float | None:
+    """The probability that `thing` is in the picture when its classes say it is not (its class share
+    under the card's absent_share: 0.5 at the threshold, less below it); None otherwise."""
+    share = class_share(model, feat, thing)
+    if cal.absent_share is None or share is None or share >= cal.absent_share:
+        return None
+    return 0.5 * share / cal.absent_share
+
+
+def _colour(
+    model, feat: ImageFeatures, image: Image.Image, target: str | None, cal: Calibration, k: int
+) -> list[Result]:
+    """The colours of the asked thing; unsure, each weighed by the chance it is there at all, when its
+    classes say it is not (the cat photo's "what colour is the cup?")."""
     thing = (target or "").split()[-1] if target else None
     focus = _focus(model, feat, thing) if thing not in REGIONS else None
     if focus is not None:
-        return [Result(c, p, "colour") for c, p in colour_names(_centre_square(image), focus=focus)[:k]]
-    return [Result(c, p, "colour") for c, p in colour_names(image, thing)[:k]]
+        named = colour_names(_centre_square(image), focus=focus)[:k]
+    else:
+        named = colour_names(image, thing)[:k]
+    present = _absent(model, feat, thing, cal) if thing not in REGIONS else None
+    if present is not None:
+        return [Result(c, p * present, "colour", unsure=True) for c, p in named]
+    return [Result(c, p, "colour") for c, p in named]
 
 
 def answer_question(
@@ -290,11 +309,11 @@ def answer_question(
     if q.kind == "kind":
         return _kind(model, feat, q.target, k)
     if q.kind == "colour":
-        return _colour(model, feat, image, q.target, k)
+        return _colour(model, feat, image, q.target, cal, k)
     if q.kind in ("presence", "identity"):
-        share = class_share(model, feat, q.target)
-        if cal.absent_share is not None and share is not None and share < cal.absent_share:
-            return [Result("no", 1 - 0.5 * share / cal.absent_share, "classes")]  # 0.5 at the threshold
+        present = _absent(model, feat, q.target, cal)
+        if present is not None:
+            return [Result("no", 1 - present, "classes")]
         z = float(yes_no_scores(model, feat.embedding[None].to(model.device), [q.target])[0])
         if cal.yes_z is None:
             return [Result("yes" if z > 0 else "no", 0.5, "zero-shot", unsure=True)]

@@ -65,6 +65,25 @@ def test_a_thing_whose_classes_hold_too_little_probability_is_absent(tiny):
         assert (got[0].method, got[0].text) == (method, "no" if method == "classes" else "yes")
 
 
+def test_the_colour_of_a_thing_whose_classes_hold_too_little_is_unsure(tiny):
+    """The same rule as "is there a X": under absent_share the colour is named but marked unsure, its
+    probability weighed by the chance the thing is there (0.5 at the threshold, less below it)."""
+    from training.understand import class_share
+
+    model, image, feat = tiny
+    share = class_share(model, feat, "dog")
+    far = {"centroid": (-F.normalize(feat.pooled, dim=0)).tolist(), "min_cos": 0.5}  # so: a photo
+    sure = Calibration.from_card({"understanding": {"absent_share": share * 0.99, "domains": {"x": far}}})
+    absent = Calibration.from_card({"understanding": {"absent_share": share * 2, "domains": {"x": far}}})
+    seen = answer_question(model, feat, image, "what colour is the dog?", sure)[0]
+    unseen = answer_question(model, feat, image, "what colour is the dog?", absent)[0]
+    assert (seen.method, seen.text, seen.unsure) == ("colour", "red", False)
+    assert (unseen.method, unseen.text, unseen.unsure) == ("colour", "red", True)
+    assert unseen.score == pytest.approx(seen.score * 0.25)
+    sky = answer_question(model, feat, image, "what colour is the sky?", absent)[0]  # no classes of sky
+    assert not sky.unsure
+
+
 def test_absent_threshold_keeps_every_yes_with_a_margin():
     from training.evaluate import YesNo
     from training.understand import ABSENT_MARGIN, absent_threshold
