@@ -37,7 +37,6 @@ def demo(
     from index.cli import main as index_main
     from training.data.cli import main as data_main
     from training.factory import read_card
-    from training.heads.fit import fit_default_heads
     from training.train import main as train_main
 
     typer.secho("[1/4] corpora", bold=True)
@@ -48,12 +47,10 @@ def demo(
     trained = card.get("fingerprint") and card.get("steps") == card.get("total_steps")
     if trained and "heads" in card:
         typer.secho(f"[2/4] default model present: {model_dir} ({card['fingerprint']})", bold=True)
-    elif trained:  # training finished but the heads stage did not
-        typer.secho("[2/4] fitting the caption and VQA heads of the default model", bold=True)
-        card = fit_default_heads(model_dir)
     else:
-        typer.secho("[2/4] training the default model (about 8 minutes on 2 cores)", bold=True)
-        resume = ["--resume"] if card.get("fingerprint") else []  # a killed run continues
+        typer.secho("[2/4] training the default model (about 6 minutes on 2 cores)", bold=True)
+        # a killed run continues, in its contrastive steps or its heads stage
+        resume = ["--resume"] if card.get("fingerprint") else []
         train_main(["--preset", "default", "--out", str(model_dir), *resume])
         card = read_card(model_dir)
     from training.understand import Calibration, calibrate_on_corpora

@@ -9,7 +9,8 @@ one training loop (training/loop.py), which the heads stage (training/heads/fit.
 Locked towers' outputs come from the feature cache (training/features.py). Every `--save-every` steps
 and at the end the model is saved (save_model: config, safetensors, card.json) together with the
 trainer state (optimizer, RNG, step), so `--resume` continues a killed run exactly: batches are a
-pure function of (seed, epoch, position), and the position follows from the step.
+pure function of (seed, epoch, position), and the position follows from the step. A run killed in its
+heads stage (`fit_heads`, after every contrastive step was saved) resumes with that stage.
 """
 
 import json
@@ -89,10 +90,15 @@ def train(
         "lock_image": lock_image or None,
         "lock_text": lock_text or None,
     }
+    from training.factory import read_card
     from training.trainer import Trainer
 
     cfg = resolve_config(preset, given, resume)
-    out_dir = Trainer(cfg, resume=resume).fit()
+    trainer = Trainer(cfg, resume=resume)
+    if resume and trainer.finished and cfg.fit_heads and "heads" not in read_card(trainer.out):
+        out_dir = trainer.out  # killed in its heads stage: every contrastive step is saved
+    else:
+        out_dir = trainer.fit()
     if cfg.fit_heads and int(os.environ.get("RANK", "0")) == 0:
         from training.heads.fit import fit_default_heads
 

@@ -43,7 +43,7 @@ class Trainer:
         self.opt = adamw(params, cfg.lr, cfg.weight_decay)
         first = self.tasks[0].batches_per_epoch(self.world)
         self.total = cfg.steps or cfg.epochs * first
-        self.step = self._load_state() if resume else 0
+        self.step = self._resumed_step() if resume else 0
 
     # --- setup -------------------------------------------------------------------------------------
 
@@ -139,15 +139,25 @@ class Trainer:
             save_model(self.model, self.out, card)
         self._barrier()
 
-    def _load_state(self) -> int:
-        return load_state(self.out, self.opt, read_card(self.out).get("steps"))
+    def _resumed_step(self) -> int:
+        """The saved run's step; its optimizer state is restored only when steps remain (a finished run
+        may have gained heads since, so its parameters no longer match that state)."""
+        saved = read_card(self.out).get("steps")
+        if saved is not None and saved >= self.total:
+            return saved
+        return load_state(self.out, self.opt, saved)
 
     # --- loop --------------------------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        """Every step is done (a resumed run that was saved at its last step)."""
+        return self.step >= self.total
 
     def fit(self) -> Path:
         """Trains to the configured number of steps; returns the model directory."""
         cfg = self.cfg
-        if self.step >= self.total:
+        if self.finished:
             raise XModalError(
                 f"{self.out} already trained {self.step} of {self.total} steps; nothing to resume"
             )

@@ -103,6 +103,41 @@ def test_resume_after_interruption_equals_uninterrupted(shapes, tmp_path, monkey
         assert torch.equal(full[k], resumed[k]), k
 
 
+def test_a_run_killed_in_its_heads_stage_resumes_there(shapes, tmp_path, monkeypatch):
+    """Every contrastive step was saved before the heads stage began: --resume fits the heads onto
+    that model (it refused before: 'nothing to resume'), and once they are there nothing is left."""
+    import functools
+
+    from training import config
+    from training.heads import fit
+
+    monkeypatch.setitem(config.PRESETS, "tiny-heads", {
+        "model": "tiny-lit", "data": ["shapes"], "steps": 2, "batch_size": 8, "fit_heads": True,
+    })  # fmt: skip
+    small = {"train_images": 20, "caption_images": 20, "vqa_epochs": 1, "caption_epochs": 1}
+    recipe = functools.partial(fit.HeadsRecipe, vqa_corpus="shapes", caption_corpora=("shapes",), **small)
+    monkeypatch.setattr(fit, "HeadsRecipe", recipe)
+    real_fit = fit.fit_default_heads
+
+    def killed(model_dir, recipe=None):
+        raise Killed
+
+    out = tmp_path / "m"
+    monkeypatch.setattr(fit, "fit_default_heads", killed)
+    with pytest.raises(Killed):
+        main(["--preset", "tiny-heads", "--out", str(out)])
+    encoder = _weights(out)
+    assert read_card(out)["steps"] == 2 and "heads" not in read_card(out)
+    monkeypatch.setattr(fit, "fit_default_heads", real_fit)
+    main(["--resume", "--out", str(out)])
+    card, weights = read_card(out), _weights(out)
+    assert card["steps"] == 2 and "shapes/test/vqa/accuracy" in card["heads"]
+    assert all(torch.equal(weights[k], v) for k, v in encoder.items())  # the encoder is the saved one
+    assert any(k.startswith("heads.") for k in weights)
+    with pytest.raises(XModalError, match="nothing to resume"):
+        main(["--resume", "--out", str(out)])
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
