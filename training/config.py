@@ -37,7 +37,7 @@ class TrainConfig:
 
 # The default model: LiT heads on cached locked-tower features. ~9k images to embed once (EfficientNet-Lite0
 # at 224 px: ~35 images/s on 2 idle cores, ~4 minutes); training on the cache then takes about a minute.
-# Cold, the whole preset with its heads stage takes 7.5-8.5 minutes here (bench/preset.py).
+# Cold, the whole preset with its heads stage takes about 6 minutes here (bench/preset.py).
 # More clip art raised openclipart test t2i R@10 (2k items: 0.30, 4k: 0.39), so all of it is used.
 # 20 epochs, not 40: the projections overfit the clip art. Measured on cached features (R@10 of clip art
 # text->image / real photos among clip art): 20 epochs 0.524/0.681, 0.509/0.638, 0.520/0.681 over seeds

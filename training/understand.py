@@ -266,9 +266,9 @@ def _centre_square(image: Image.Image) -> Image.Image:
     return image.crop((left, top, left + s, top + s))
 
 
-def _absent(model, feat: ImageFeatures, thing: str | None, cal: Calibration) -> float | None:
-    """The probability that `thing` is in the picture when its classes say it is not (its class share
-    under the card's absent_share: 0.5 at the threshold, less below it); None otherwise."""
+def _chance_present(model, feat: ImageFeatures, thing: str | None, cal: Calibration) -> float | None:
+    """The chance `thing` is in the picture when its classes say it is not (its class share under the
+    card's absent_share: 0.5 at the threshold, less below it); None when they do not say so."""
     share = class_share(model, feat, thing)
     if cal.absent_share is None or share is None or share >= cal.absent_share:
         return None
@@ -286,7 +286,7 @@ def _colour(
         named = colour_names(_centre_square(image), focus=focus)[:k]
     else:
         named = colour_names(image, thing)[:k]
-    present = _absent(model, feat, thing, cal) if thing not in REGIONS else None
+    present = _chance_present(model, feat, thing, cal) if thing not in REGIONS else None
     if present is not None:
         return [Result(c, p * present, "colour", unsure=True) for c, p in named]
     return [Result(c, p, "colour") for c, p in named]
@@ -311,7 +311,7 @@ def answer_question(
     if q.kind == "colour":
         return _colour(model, feat, image, q.target, cal, k)
     if q.kind in ("presence", "identity"):
-        present = _absent(model, feat, q.target, cal)
+        present = _chance_present(model, feat, q.target, cal)
         if present is not None:
             return [Result("no", 1 - present, "classes")]
         z = float(yes_no_scores(model, feat.embedding[None].to(model.device), [q.target])[0])
