@@ -378,6 +378,14 @@ function useImage(file) {
   runSearch({ kind: "image" });
 }
 
+/** The status line of a VQA answer: the best answer, or that the model is not sure of it (an image's
+ * answer says so; a video's answers are votes over its segments, each with its own method). */
+function answerLine(resp) {
+  const best = resp.answers[0];
+  if (!best) return "The model gave no answer.";
+  return resp.unsure ? `Not sure: perhaps ${best.answer}` : `Answer: ${best.answer}`;
+}
+
 async function askQuestion(event) {
   event.preventDefault();
   const question = els.question.value.trim();
@@ -401,8 +409,9 @@ async function askQuestion(event) {
       li.append(bar, text, prob);
       els.answers.append(li);
     }
-    const best = resp.answers[0];
-    setStatus(best ? `Answer: ${best.answer}` : "The model gave no answer.");
+    els.answers.classList.toggle("unsure", resp.unsure);
+    els.answers.title = `by ${resp.solver}`;
+    setStatus(answerLine(resp));
   } catch (e) {
     setStatus("");
     showError(e.message);
@@ -499,11 +508,10 @@ async function askAboutVideo(event) {
   try {
     const resp = await api("v1/vqa", { form: videoForm(video, { question, k: "3" }) });
     if (video !== currentVideo) return;
-    const best = resp.answers[0];
-    els.videoAnswer.textContent = best ? `Answer: ${best.answer}` : "The model gave no answer.";
+    els.videoAnswer.textContent = answerLine(resp);
     els.videoAnswer.hidden = false;
     renderTimeline(els.answerTimeline, resp.segments);
-    setStatus(best ? `Answer: ${best.answer}` : "The model gave no answer.");
+    setStatus(answerLine(resp));
   } catch (e) {
     setStatus("");
     showError(e.message);

@@ -126,7 +126,30 @@ def test_image_upload_shows_similar_items_caption_and_answer(page_at, service_ur
     )
     assert shown == [[a["answer"], f"{a['probability'] * 100:.1f}%"] for a in ref]
     assert page.text_content("#status") == f"Answer: {ref[0]['answer']}"
+    solver = upload(service_url, "/v1/vqa", good, question=question, k="3").json()["solver"]
+    assert page.get_attribute("#vqa-answers", "title") == f"by {solver}"
     page.screenshot(path=str(artifacts / "web-image-vqa.png"), full_page=True)
+
+
+def test_an_unsure_answer_says_so(page_at, image_files, artifacts):
+    """The service marks an answer it cannot give ("what colour is the cup?" on a cat photo): the page
+    says "not sure" instead of stating it, and dims the bars."""
+    import json
+
+    page = page_at()
+    unsure = {"question": "what colour is the cup?", "answers": [{"answer": "brown", "probability": 0.37}],
+              "solver": "colour", "unsure": True}  # fmt: skip
+    page.route("**/v1/vqa", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps(unsure)))  # fmt: skip
+    page.set_input_files("#image-input", str(image_files["good"]))
+    wait_idle(page)
+    page.fill("#question", unsure["question"])
+    page.press("#question", "Enter")
+    page.wait_for_selector("#vqa-answers li")
+    assert page.text_content("#status") == "Not sure: perhaps brown"
+    assert page.get_attribute("#vqa-answers", "class") == "answers unsure"
+    assert page.get_attribute("#vqa-answers", "title") == "by colour"
+    page.screenshot(path=str(artifacts / "web-image-vqa-unsure.png"), full_page=True)
 
 
 def test_dropped_image_searches_like_an_upload(page_at, service_url, image_files):
