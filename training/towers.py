@@ -12,7 +12,8 @@ and real photos lose their alignment; `bridge_share` keeps part of every score f
 bridge (a fixed second part of both embeddings). With `familiar_bank` that part is larger for images
 unlike the training images (real photos, for a model trained on drawings): the share is chosen per
 image from how close it lies to remembered training images. `class_glosses` puts each ImageNet class's
-WordNet synonyms and gloss into the bridge's class text (BENCHMARKS.md, "Training").
+WordNet synonyms and gloss into the bridge's class text (BENCHMARKS.md, "Training"); `centre_bridge`
+takes the mean class text out of the fixed part, so an image no class fits does not look like a dog.
 Towers are locked unless `unlock_image_blocks` / `unlock_text_layers` free their top blocks/layers.
 A tiny variant of each tower (random weights, no files) serves the tests.
 """
@@ -51,6 +52,12 @@ class LitConfig:
     # on drawings), the nearer its share moves to `unfamiliar_share`. 0 or an empty bank: one fixed share.
     familiar_bank: int = 0
     unfamiliar_share: float = 0.95
+    # The untrained part uses the bridge less the mean class text (needs bridge_share). ImageNet's prior
+    # is in that mean (118 of its 1,000 classes are dogs), so an image no class fits (grass, gravel)
+    # spreads its probability and its bridge points at the mean, near "a dog"; centred, it points at
+    # nothing in particular. The trained part keeps the plain bridge (its linear layer's bias can absorb
+    # the mean). Measured in BENCHMARKS.md ("Training").
+    centre_bridge: bool = False
     class_prompt: str = "a photo of a {}."  # for the bridge's class-name embeddings
     # Each ImageNet class's bridge text also holds its WordNet synonyms and gloss ("sorrel: a horse of a
     # brownish orange to light brown color", from timm's ImageNetInfo), so "a horse" finds a sorrel.
@@ -205,6 +212,8 @@ class LitModel(XModalModel):
             raise ValueError(f"bridge_share must be in [0, 1) and needs bridge=true, got {cfg.bridge_share}")
         if cfg.familiar_bank and not (cfg.bridge_share and 0 <= cfg.unfamiliar_share <= 1):
             raise ValueError("familiar_bank needs bridge_share > 0 and unfamiliar_share in [0, 1]")
+        if cfg.centre_bridge and not cfg.bridge_share:
+            raise ValueError("centre_bridge needs bridge_share > 0 (it centres the untrained part)")
         if cfg.image_tower == "efficientnet-lite0":
             self.image_net = EffNetLite0(pretrained)
         elif cfg.image_tower == "tiny-cnn":
@@ -303,7 +312,9 @@ class LitModel(XModalModel):
             bridged = probs @ self.class_text
             x = x + self.bridge_proj(bridged)
             if self.cfg.bridge_share:
-                return self._with_fixed_part(x, bridged, self._image_share(features))
+                centred = self.cfg.centre_bridge
+                fixed = probs @ (self.class_text - self.class_text.mean(0)) if centred else bridged
+                return self._with_fixed_part(x, fixed, self._image_share(features))
         return F.normalize(x, dim=-1) if normalize else x
 
     def familiarity(self, features: torch.Tensor) -> torch.Tensor:

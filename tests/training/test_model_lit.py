@@ -107,6 +107,31 @@ def test_bridge_share_scores_are_a_fixed_mix_of_trained_and_bridge_cosines():
     assert torch.allclose(txt @ img.T, expected, atol=1e-5)
 
 
+def test_a_centred_bridge_takes_the_mean_class_text_out_of_the_fixed_part_only():
+    """centre_bridge: the untrained part is probs @ (class_text - its mean), so an image that spreads its
+    probability evenly has no direction there (it looked like the mean class: ImageNet's dogs); the
+    trained part still starts from the plain bridge."""
+    import torch.nn.functional as F
+
+    plain = _tiny_lit(bridge_share=0.3)
+    centred = _tiny_lit(bridge_share=0.3, centre_bridge=True)
+    centred.load_state_dict(plain.state_dict())
+    batch = torch.stack([plain.preprocess(im) for im in _images()])
+    pooled = plain.image_tower(batch)
+    d = plain.cfg.embed_dim
+    with torch.no_grad():
+        a, b = plain.image_head(pooled), centred.image_head(pooled)
+        probs = (plain.image_net.logits(pooled) / plain.bridge_log_temp.exp()).softmax(-1)
+        want = F.normalize(probs @ (plain.class_text - plain.class_text.mean(0)), dim=-1) * 0.3**0.5
+        assert torch.allclose(a[:, :d], b[:, :d])  # the trained part is the same
+        assert torch.allclose(b[:, d:], want, atol=1e-6)
+        assert not torch.allclose(a[:, d:], b[:, d:], atol=1e-3)
+        even = torch.full((1, len(plain.image_net.classes)), 1 / len(plain.image_net.classes))
+        assert (even @ (plain.class_text - plain.class_text.mean(0))).abs().max() < 1e-6
+    with pytest.raises(ValueError, match="centre_bridge"):
+        _tiny_lit(centre_bridge=True)
+
+
 @pytest.mark.parametrize(
     "lit", [{"bridge_share": 1.0}, {"bridge_share": -0.1}, {"bridge_share": 0.5, "bridge": False}]
 )
