@@ -41,7 +41,8 @@ class TrainConfig:
 # More clip art raised openclipart test t2i R@10 (2k items: 0.30, 4k: 0.39), so all of it is used.
 # 20 epochs, not 40: the projections overfit the clip art. Measured on cached features (R@10 of clip art
 # text->image / real photos among clip art): 20 epochs 0.524/0.681, 0.509/0.638, 0.520/0.681 over seeds
-# 0-2; 40 epochs 0.469/0.660, 0.480/0.638 over seeds 0-1; 10: 0.528/0.617; 30: 0.480/0.702.
+# 0-2; 40 epochs 0.469/0.660, 0.480/0.638 over seeds 0-1; 10: 0.528/0.617; 30: 0.480/0.702 (before
+# centre_bridge, which gives 0.502/0.723, 0.506/0.681, 0.491/0.681 at 20 epochs: towers.py).
 PRESETS = {
     "default": {
         "model": "lit-effnet-minilm",
