@@ -56,7 +56,7 @@ class LitConfig:
     # is in that mean (118 of its 1,000 classes are dogs), so an image no class fits (grass, gravel)
     # spreads its probability and its bridge points at the mean, near "a dog"; centred, it points at
     # nothing in particular. The trained part keeps the plain bridge (its linear layer's bias can absorb
-    # the mean). Measured in BENCHMARKS.md ("Training").
+    # the mean). Measured over 3 seeds: README, "Models without a network".
     centre_bridge: bool = False
     class_prompt: str = "a photo of a {}."  # for the bridge's class-name embeddings
     # Each ImageNet class's bridge text also holds its WordNet synonyms and gloss ("sorrel: a horse of a
