@@ -13,7 +13,7 @@ bridge (a fixed second part of both embeddings). With `familiar_bank` that part 
 unlike the training images (real photos, for a model trained on drawings): the share is chosen per
 image from how close it lies to remembered training images. `class_glosses` puts each ImageNet class's
 WordNet synonyms and gloss into the bridge's class text (BENCHMARKS.md, "Training"); `centre_bridge`
-takes the mean class text out of the fixed part, so an image no class fits does not look like a dog.
+takes the mean class text (ImageNet's prior, dog-heavy) out of the fixed part.
 Towers are locked unless `unlock_image_blocks` / `unlock_text_layers` free their top blocks/layers.
 A tiny variant of each tower (random weights, no files) serves the tests.
 """
@@ -53,10 +53,10 @@ class LitConfig:
     familiar_bank: int = 0
     unfamiliar_share: float = 0.95
     # The untrained part uses the bridge less the mean class text (needs bridge_share). ImageNet's prior
-    # is in that mean (118 of its 1,000 classes are dogs), so an image no class fits (grass, gravel)
-    # spreads its probability and its bridge points at the mean, near "a dog"; centred, it points at
-    # nothing in particular. The trained part keeps the plain bridge (its linear layer's bias can absorb
-    # the mean). Measured over 3 seeds: README, "Models without a network".
+    # is in that mean (118 of its 1,000 classes are dogs): an image that spreads its probability over
+    # many classes pointed at it; centred, only the classes it favours over a uniform guess count. The
+    # trained part keeps the plain bridge (its linear layer's bias can absorb the mean). Measured over
+    # 3 seeds: README, "Models without a network".
     centre_bridge: bool = False
     class_prompt: str = "a photo of a {}."  # for the bridge's class-name embeddings
     # Each ImageNet class's bridge text also holds its WordNet synonyms and gloss ("sorrel: a horse of a
