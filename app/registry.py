@@ -75,6 +75,17 @@ class ServingState:
             return self._banks[index.name]
 
 
+def _warm_banks(state: ServingState) -> None:
+    """Embeds every index's caption bank in the background once a state is installed, so the first
+    caption request does not wait for it (the demo's 7k captions: ~15 s on 2 cores); a request that
+    comes sooner waits on the same lock, as it would without this."""
+    for name in list(state.indexes):
+        try:
+            state.caption_bank(name)
+        except Exception as e:  # noqa: BLE001 - an index without captions, or one a later swap closed
+            log.debug("caption bank of %s not warmed: %s", name, e)
+
+
 def check_serving_pair(model, index) -> None:
     """Raises IncompatibleIndexError unless `index` was embedded by `model` (same fingerprint)."""
     from index.search import check_compatible as index_check
@@ -294,6 +305,8 @@ class Registry:
         return index
 
     def _install(self, state: ServingState) -> None:
+        if self.settings.warmup:
+            threading.Thread(target=_warm_banks, args=(state,), name="caption-banks", daemon=True).start()
         with self._users_lock:
             for index in state.indexes.values():
                 self._holders[id(index)] = self._holders.get(id(index), 0) + 1

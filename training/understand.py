@@ -165,9 +165,11 @@ def _zero_shot_classes(model, emb: torch.Tensor) -> torch.Tensor:
 
 
 def prepare(model) -> None:
-    """One image forward now, which embeds a classifier-less model's class prompts (1,000 texts), so its
-    first caption or answer is not the slow one; the registry calls it when it warms a model."""
+    """One image forward now, which embeds a classifier-less model's class prompts (1,000 texts), and the
+    classes' WordNet concepts with their yes/no contrast prompts (about 4 s on 2 cores), so its first
+    caption or answer is not the slow one; the registry calls it when it warms a model."""
     image_features(model, torch.zeros(1, 3, model.image_size, model.image_size))
+    _contrast(model)
 
 
 _CONTRAST: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

@@ -81,6 +81,21 @@ def test_image_search_multipart_and_base64_agree(client, tiny_model, media_dir):
     assert a.json()["hits"][0]["score"] == pytest.approx(1.0, abs=1e-4)
 
 
+def test_the_caption_bank_is_embedded_before_the_first_caption_request(settings):
+    """Warming embeds each index's captions in the background after startup (the demo's 7k took the
+    first /v1/caption 11 s); the first request then finds them ready."""
+    import time
+
+    with start(settings) as c:
+        state = c.app.state.registry.state
+        deadline = time.monotonic() + 30
+        while set(state._banks) != set(state.indexes) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert set(state._banks) == set(state.indexes)
+        texts, emb = state._banks[state.default_index]
+        assert len(texts) == len(emb) > 0
+
+
 def test_image_to_text_ranks_given_texts_and_the_caption_bank(client, tiny_model, media_dir):
     data = (media_dir / "img0.png").read_bytes()
     texts = ["a red square", "a blue circle", "green grass"]
