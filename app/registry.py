@@ -77,7 +77,7 @@ class ServingState:
 
 def _warm_banks(state: ServingState) -> None:
     """Embeds every index's caption bank in the background once a state is installed, so the first
-    caption request does not wait for it (the demo's 7k captions: ~15 s on 2 cores); a request that
+    caption request does not wait for it (the demo's 7k captions: ~11 s on 2 cores); a request that
     comes sooner waits on the same lock, as it would without this."""
     for name in list(state.indexes):
         try:
