@@ -312,6 +312,8 @@ class LitModel(XModalModel):
             bridged = probs @ self.class_text
             x = x + self.bridge_proj(bridged)
             if self.cfg.bridge_share:
+                # not bridged - mean: for a spread-out image that difference cancels to a small vector
+                # and loses float32 precision, which normalising then magnifies
                 centred = self.cfg.centre_bridge
                 fixed = probs @ (self.class_text - self.class_text.mean(0)) if centred else bridged
                 return self._with_fixed_part(x, fixed, self._image_share(features))

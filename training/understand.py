@@ -218,13 +218,13 @@ def class_share(model, feat: ImageFeatures, thing: str | None) -> float | None:
 def _kinds(model, feat: ImageFeatures, members: list[int]) -> list[tuple[str, float, Concept]]:
     """The basic names of `members` by the probability their classes hold together, best first, each
     with its most probable class: (basic name, its mass, that class's Concept)."""
-    concepts = _concepts(model)
+    concepts, probs = _concepts(model), feat.probs.tolist()
     mass: dict[str, float] = {}
     best: dict[str, Concept] = {}
     for i in members:
         c = concepts[i]
-        mass[c.basic] = mass.get(c.basic, 0.0) + float(feat.probs[i])
-        if c.basic not in best or feat.probs[i] > feat.probs[best[c.basic].index]:
+        mass[c.basic] = mass.get(c.basic, 0.0) + probs[i]
+        if c.basic not in best or probs[i] > probs[best[c.basic].index]:
             best[c.basic] = c
     return [(name, p, best[name]) for name, p in sorted(mass.items(), key=lambda kv: -kv[1])]
 
@@ -283,12 +283,13 @@ def _colour(
     """The colours of the asked thing; unsure, each weighed by the chance it is there at all, when its
     classes say it is not (the cat photo's "what colour is the cup?")."""
     thing = (target or "").split()[-1] if target else None
-    focus = _focus(model, feat, thing) if thing not in REGIONS else None
+    region = thing in REGIONS  # sky, grass, ...: read where they lie, not where a class sees them
+    focus = None if region else _focus(model, feat, thing)
     if focus is not None:
         named = colour_names(_centre_square(image), focus=focus)[:k]
     else:
         named = colour_names(image, thing)[:k]
-    present = _chance_present(model, feat, thing, cal) if thing not in REGIONS else None
+    present = None if region else _chance_present(model, feat, thing, cal)
     if present is not None:
         return [Result(c, p * present, "colour", unsure=True) for c, p in named]
     return [Result(c, p, "colour") for c, p in named]
